@@ -1,0 +1,1 @@
+"""Dagster assets, one module per pipeline stage; asset checks live next to their asset."""

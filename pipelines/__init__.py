@@ -1,0 +1,1 @@
+"""The Dagster code location: Definitions plus jobs, schedules and sensors."""

@@ -1,0 +1,18 @@
+"""The code location's Definitions: every asset, check, job and resource.
+
+Importing this module must stay fast and must not import torch, transformers or datasets; heavy
+work happens inside asset bodies or in separate processes.
+"""
+
+import dagster as dg
+
+import assets
+from pipelines.jobs import data_job
+from resources import build_resources
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_package_module(assets),
+    asset_checks=dg.load_asset_checks_from_package_module(assets),
+    jobs=[data_job],
+    resources=build_resources(),
+)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up, then materialize every asset on the embedded defaults (offline, CPU is enough).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+.venv/bin/dagster asset materialize -m pipelines.definitions \
+  --select "raw_instructions,clean_instructions,gemma_chat_dataset"

@@ -1,0 +1,58 @@
+"""Shared fixtures: the real Gemma 3 tokenizer (converted once per cache) and isolated resources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def gemma_tokenizer_dir() -> Path:
+    from tr_gemma.checkpoints import default_cache_dir, ensure_embedded_tokenizer
+
+    return ensure_embedded_tokenizer(default_cache_dir())
+
+
+@pytest.fixture(scope="session")
+def gemma_tokenizer(gemma_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gemma_tokenizer_dir)
+
+
+@pytest.fixture
+def resources(tmp_path):
+    """Project resources writing into a temporary artifact folder."""
+    from resources import build_resources
+
+    return build_resources(artifacts_root=str(tmp_path / "artifacts"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def instruction_row(**turkish) -> dict:
+    """A row in the alpaca-gpt4-tr schema; Turkish fields given by short names."""
+    row = {
+        "instruction": "An English instruction.",
+        "input": "",
+        "output": "An English answer.",
+        "instruction-turkish": "Bir talimat yaz.",
+        "input-turkish": "",
+        "output-turkish": "Bir cevap.",
+        "system": "",
+        "system-turkish": "",
+    }
+    for key, value in turkish.items():
+        row[{"system": "system-turkish"}.get(key, f"{key}-turkish")] = value
+    return row

@@ -65,7 +65,7 @@ def raw_instructions(
 
 
 def _load_source(config: RawInstructionsConfig, hf_hub: HuggingFaceHub) -> tuple[pd.DataFrame, str]:
-    others = ", ".join(f"'{s}'" for s in SOURCES if s != config.source)
+    others = " or ".join(f"'{s}'" for s in SOURCES if s != config.source)
     alternatives = (
         f"Other sources: set raw_instructions config source to {others} "
         "(embedded needs no network; path reads a local file)."

@@ -27,14 +27,14 @@ class HuggingFaceHub(dg.ConfigurableResource):
         self, dataset_id: str, revision: str, split: str, alternatives: str
     ):
         """The instruction data set as a DataFrame plus the commit sha it was read at."""
-        self._refuse_if_offline(f"dataset '{dataset_id}'", alternatives)
+        self.refuse_if_offline(f"dataset '{dataset_id}'", alternatives)
         from tr_gemma.hub_instructions import load_hub_instructions
 
         return load_hub_instructions(
             dataset_id, revision, self.token, split, self.timeout_s, alternatives
         )
 
-    def _refuse_if_offline(self, what: str, alternatives: str) -> None:
+    def refuse_if_offline(self, what: str, alternatives: str) -> None:
         if self.offline:
             raise SourceUnavailableError(
                 f"Cannot load Hugging Face Hub {what}: the hub resource is configured offline. "

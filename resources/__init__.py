@@ -8,6 +8,7 @@ import dagster as dg
 
 from resources.artifacts import ArtifactStore, ParquetIOManager
 from resources.gemma_checkpoints import GemmaCheckpoints
+from resources.gpu import GpuResource
 from resources.huggingface import HuggingFaceHub
 
 
@@ -23,4 +24,5 @@ def build_resources(artifacts_root: str = "artifacts", cache_dir: str = "") -> d
         "artifacts": store,
         "io_manager": ParquetIOManager(store=store),
         "gemma_checkpoints": GemmaCheckpoints(cache_dir=cache_dir, hub=hub),
+        "gpu": GpuResource(),
     }

@@ -33,3 +33,7 @@ def gemma_size(key: str) -> GemmaSize:
         return SIZES[key]
     except KeyError:
         raise ValueError(f"unknown Gemma 3 size '{key}'; choose one of {', '.join(SIZES)}") from None
+
+
+# Training sequence length per size (the recipe default, trl's max_length).
+DEFAULT_MAX_SEQ_LENGTH: dict[str, int] = {key: 4096 for key in SIZES}

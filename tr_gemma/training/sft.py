@@ -1,0 +1,273 @@
+"""QLoRA supervised fine-tuning of Gemma 3 on the chat data set (trl SFTTrainer + peft + bnb).
+
+The same code runs on a CUDA GPU (the real target) and on the CPU (bitsandbytes NF4 works there
+too, slowly), where the recipe's CPU smoke budget replaces the step count and sequence length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tr_gemma.atomic_io import atomic_directory, atomic_file
+from tr_gemma.training.recipe import Recipe
+
+
+class TrainingPreflightError(RuntimeError):
+    """The job cannot start (hardware, precision, model class); raised before weights load."""
+
+
+@dataclass
+class TrainingJob:
+    recipe: Recipe
+    model_dir: Path
+    data_path: Path  # gemma_chat_dataset parquet: messages + split
+    output_dir: Path  # the partition's artifact folder
+    data_version: str = "unknown"
+    base_model_revision: str = "unknown"
+    device: str = "auto"  # auto | cuda | cpu
+    attn_implementation: str = "sdpa"
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(
+            {"recipe": self.recipe.model_dump(), "data": self.data_version, "base": self.base_model_revision},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainingReport:
+    adapter_dir: str
+    device: str
+    steps: int
+    trainable_parameters: int
+    total_parameters: int
+    eval_loss_before: float
+    eval_loss_after: float
+    train_loss: float
+    tokens_per_second: float
+    peak_memory_gib: float
+    wall_seconds: float
+    resumed_from: str | None
+    loss_history: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise TrainingPreflightError("device 'cuda' requested but no CUDA GPU is visible")
+    return requested
+
+
+def peak_memory_gib(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def conversations(data_path: Path, split: str) -> list[dict]:
+    """prompt/completion pairs: trl then computes the loss on the completion only."""
+    frame = pd.read_parquet(data_path)
+    frame = frame[frame["split"] == split]
+    return [
+        {"prompt": [dict(messages[0])], "completion": [dict(messages[1])]}
+        for messages in frame["messages"].tolist()
+    ]
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    from tr_gemma.chat_format import gemma3_chat_template
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.chat_template = gemma3_chat_template()  # pt checkpoints may ship none
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_quantized_model(job: TrainingJob, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Gemma3ForCausalLM
+
+    q = job.recipe.quantization
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=q.load_in_4bit,
+        bnb_4bit_quant_type=q.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        job.model_dir,
+        quantization_config=quantization,
+        dtype=torch.bfloat16,
+        attn_implementation=job.attn_implementation,
+        device_map={"": 0} if device == "cuda" else {"": "cpu"},
+    )
+    if not isinstance(model, Gemma3ForCausalLM):
+        raise TrainingPreflightError(
+            f"{job.model_dir} loads as {type(model).__name__}; the trainer needs the text-only "
+            "Gemma3ForCausalLM (materialize base_model, which extracts it for 4B+)."
+        )
+    # Packed sequences are isolated from position_ids only without a KV cache.
+    model.config.use_cache = False
+    return model
+
+
+def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str):
+    from trl import SFTConfig
+
+    t = recipe.training
+    return SFTConfig(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        max_length=t.max_length,
+        packing=t.packing,
+        packing_strategy="bfd",
+        padding_free=t.packing,
+        completion_only_loss=True,
+        optim=t.optim,
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        bf16=t.bf16 and device == "cuda",
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_ratio=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_steps=t.logging_steps,
+        logging_nan_inf_filter=False,  # never hide a NaN; LossGuard stops the run instead
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        eval_strategy="no",
+        seed=t.seed,
+        data_seed=t.seed,
+        include_num_input_tokens_seen="non_padding",
+        report_to=[],
+        dataloader_num_workers=0,
+        dataset_num_proc=1,
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+    )
+
+
+def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], None]) -> TrainingReport:
+    """Run (or resume) one QLoRA job and write the adapter atomically into `output_dir/adapter`."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    from tr_gemma.training.callbacks import LossGuard, MetricsStream
+    from tr_gemma.training.resume import prepare_checkpoint_dir
+
+    started = time.perf_counter()
+    device = resolve_device(job.device)
+    recipe = job.recipe
+    if device == "cpu":
+        recipe = recipe.for_cpu()
+        log(
+            f"No CUDA GPU: training on the CPU with the recipe's smoke budget "
+            f"({recipe.training.max_steps} steps of {recipe.training.max_length} tokens); "
+            "bitsandbytes NF4 runs here, slowly. Use a GPU for a real run."
+        )
+    elif not torch.cuda.is_bf16_supported():
+        raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
+
+    checkpoints = job.output_dir / "checkpoints"
+    resume_from, notes = prepare_checkpoint_dir(checkpoints, job.fingerprint())
+    for note in notes:
+        log(note)
+
+    torch.manual_seed(recipe.training.seed)
+    tokenizer = load_tokenizer(job.model_dir)
+    train_rows = conversations(job.data_path, "train")
+    eval_rows = conversations(job.data_path, "eval")
+    if not train_rows:
+        raise TrainingPreflightError(f"{job.data_path} has no training rows")
+    model = load_quantized_model(job, device)
+    lora = recipe.lora
+    peft_config = LoraConfig(
+        r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
+        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(job, recipe, checkpoints, device),
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[LossGuard(), MetricsStream(emit, lambda: peak_memory_gib(device))],
+    )
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    log(f"LoRA r={lora.r} alpha={lora.lora_alpha}: {trainable:,} trainable of {total:,} parameters")
+
+    eval_before = _eval_loss_before(trainer, job.output_dir, resume_from, log)
+    if resume_from:
+        log(f"Resuming from {resume_from.name}")
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    eval_after = trainer.evaluate()["eval_loss"] if eval_rows else math.nan
+
+    adapter_dir = job.output_dir / "adapter"
+    with atomic_directory(adapter_dir, replace=True) as staging:
+        trainer.model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=2))
+
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    speeds = [e["tokens_per_second"] for e in history if "tokens_per_second" in e]
+    report = TrainingReport(
+        adapter_dir=str(adapter_dir),
+        device=torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        steps=trainer.state.global_step,
+        trainable_parameters=trainable,
+        total_parameters=total,
+        eval_loss_before=eval_before,
+        eval_loss_after=eval_after,
+        train_loss=float(result.training_loss),
+        tokens_per_second=float(sorted(speeds)[len(speeds) // 2]) if speeds else math.nan,
+        peak_memory_gib=peak_memory_gib(device),
+        wall_seconds=time.perf_counter() - started,
+        resumed_from=resume_from.name if resume_from else None,
+        loss_history=[{k: e[k] for k in ("step", "loss", "learning_rate", "grad_norm") if k in e} for e in history],
+        notes=notes,
+    )
+    with atomic_file(job.output_dir / "report.json") as staging:
+        staging.write_text(json.dumps(report.__dict__, indent=2))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the job is done; its adapter is in place
+    return report
+
+
+def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log) -> float:
+    """Held-out loss of the untrained adapter (kept across a resume so it is measured once)."""
+    stored = output_dir / "checkpoints" / "eval_before.json"
+    if resume_from and stored.is_file():
+        return json.loads(stored.read_text())["eval_loss"]
+    if trainer.eval_dataset is None:
+        return math.nan
+    loss = trainer.evaluate()["eval_loss"]
+    log(f"Eval loss before training: {loss:.4f}")
+    stored.write_text(json.dumps({"eval_loss": loss}))
+    return loss

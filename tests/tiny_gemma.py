@@ -32,3 +32,18 @@ def save_tiny_multimodal(folder: Path, vocab_size: int = 512) -> Path:
     model = Gemma3ForConditionalGeneration(config).eval()
     model.save_pretrained(folder, safe_serialization=True)
     return Path(folder)
+
+
+def save_tiny_text_model(folder: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A tiny random Gemma3ForCausalLM with the real Gemma 3 tokenizer, saved like base_model."""
+    import shutil
+
+    import torch
+    from transformers import Gemma3ForCausalLM
+
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(tiny_text_config(hidden_size=64, intermediate_size=128, head_dim=32))
+    model.save_pretrained(folder, safe_serialization=True)
+    for file in Path(tokenizer_dir).iterdir():
+        shutil.copy2(file, Path(folder) / file.name)
+    return Path(folder)

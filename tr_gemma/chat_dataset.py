@@ -33,6 +33,14 @@ def build_chat_frame(clean: pd.DataFrame, eval_fraction: float, seed: int) -> pd
     )
 
 
+def encode_without_specials(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of many texts; the Rust backend's batch call skips Python-side padding/masks."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_batch_fast"):
+        return [encoding.ids for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
 @dataclass
 class ChatVerification:
     """Row ids failing each Gemma 3 format rule (empty lists mean the data set is sound)."""
@@ -56,7 +64,7 @@ def verify_chat_frame(chat: pd.DataFrame, clean: pd.DataFrame, tokenizer, templa
     mismatch = [rid for rid, ours, theirs in zip(row_ids, texts, reference) if ours != theirs]
 
     # The training form: rendered text tokenized without adding special tokens.
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    encoded = encode_without_specials(tokenizer, texts)
     bos_id = tokenizer.convert_tokens_to_ids(BOS)
     bos_bad = [
         rid for rid, ids in zip(row_ids, encoded) if ids.count(bos_id) != 1 or ids[0] != bos_id

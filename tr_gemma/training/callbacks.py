@@ -57,6 +57,7 @@ class MetricsStream(TrainerCallback):
         self.peak_memory_gib = peak_memory_gib
         self.last_time: float | None = None
         self.last_tokens = 0
+        self.speeds: list[float] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.last_time = time.perf_counter()
@@ -72,6 +73,7 @@ class MetricsStream(TrainerCallback):
         elapsed = now - (self.last_time or now)
         if elapsed > 0 and tokens > self.last_tokens:
             logs["tokens_per_second"] = (tokens - self.last_tokens) / elapsed
+            self.speeds.append(logs["tokens_per_second"])
         self.last_time, self.last_tokens = now, tokens
         logs["peak_memory_gib"] = self.peak_memory_gib()
         self.emit({"step": state.global_step, "max_steps": state.max_steps, **logs})

@@ -108,11 +108,11 @@ def load_quantized_model(job: TrainingJob, device: str):
 
     q = job.recipe.quantization
     quantization = BitsAndBytesConfig(
-        load_in_4bit=q.load_in_4bit,
+        load_in_4bit=True,
         bnb_4bit_quant_type=q.bnb_4bit_quant_type,
         bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
         bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype),
-    )
+    ) if q.load_in_4bit else None  # None: plain bf16 LoRA (a baseline, not QLoRA)
     model = AutoModelForCausalLM.from_pretrained(
         job.model_dir,
         quantization_config=quantization,
@@ -127,7 +127,24 @@ def load_quantized_model(job: TrainingJob, device: str):
         )
     # Packed sequences are isolated from position_ids only without a KV cache.
     model.config.use_cache = False
+    if device == "cpu":
+        _keep_cpu_4bit_layout(model)
     return model
+
+
+def _keep_cpu_4bit_layout(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights at the first CPU inference call.
+
+    On AVX512-BF16 CPUs, Linear4bit converts its weight to a CPU-only layout the first time it
+    runs in eval mode (our held-out loss before training), and every later training step then
+    takes a different matmul path with different rounding: a resumed run would no longer match
+    an uninterrupted one. Keeping one layout keeps CPU runs reproducible.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str):
@@ -152,7 +169,7 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str)
         gradient_checkpointing_kwargs={"use_reentrant": False},
         bf16=t.bf16 and device == "cuda",
         lr_scheduler_type=t.lr_scheduler_type,
-        warmup_ratio=t.warmup_ratio,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         logging_steps=t.logging_steps,
@@ -176,7 +193,6 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from trl import SFTTrainer
 
     from tr_gemma.training.callbacks import LossGuard, MetricsStream
     from tr_gemma.training.resume import prepare_checkpoint_dir
@@ -211,14 +227,15 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
         target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none",
     )
-    trainer = SFTTrainer(
+    metrics = MetricsStream(emit, lambda: peak_memory_gib(device))
+    trainer = _QLoRATrainer(
         model=model,
         args=sft_config(job, recipe, checkpoints, device),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[LossGuard(), MetricsStream(emit, lambda: peak_memory_gib(device))],
+        callbacks=[LossGuard(), metrics],
     )
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
@@ -237,7 +254,7 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         (staging / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=2))
 
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    speeds = [e["tokens_per_second"] for e in history if "tokens_per_second" in e]
+    speeds = sorted(metrics.speeds[1:] or metrics.speeds)  # the first step includes warm-up
     report = TrainingReport(
         adapter_dir=str(adapter_dir),
         device=torch.cuda.get_device_name() if device == "cuda" else "cpu",
@@ -247,7 +264,7 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         eval_loss_before=eval_before,
         eval_loss_after=eval_after,
         train_loss=float(result.training_loss),
-        tokens_per_second=float(sorted(speeds)[len(speeds) // 2]) if speeds else math.nan,
+        tokens_per_second=float(speeds[len(speeds) // 2]) if speeds else math.nan,
         peak_memory_gib=peak_memory_gib(device),
         wall_seconds=time.perf_counter() - started,
         resumed_from=resume_from.name if resume_from else None,
@@ -258,6 +275,31 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         staging.write_text(json.dumps(report.__dict__, indent=2))
     shutil.rmtree(checkpoints, ignore_errors=True)  # the job is done; its adapter is in place
     return report
+
+
+def _qlora_trainer_class():
+    from trl import SFTTrainer
+
+    class QLoRATrainer(SFTTrainer):
+        """SFTTrainer whose resumed runs keep the adapter dtype of a fresh run.
+
+        trl casts QLoRA adapter weights to bf16; when resuming, transformers reloads them with
+        PEFT's `load_adapter`, which upcasts bf16 adapters to fp32. The resumed run would then
+        train in another precision and end with a different adapter. Cast back after loading.
+        """
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            dtypes = {n: p.dtype for n, p in self.model.named_parameters() if p.requires_grad}
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            for name, param in self.model.named_parameters():
+                if name in dtypes and param.dtype != dtypes[name]:
+                    param.data = param.data.to(dtypes[name])
+
+    return QLoRATrainer
+
+
+def _QLoRATrainer(**kwargs):
+    return _qlora_trainer_class()(**kwargs)
 
 
 def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log) -> float:

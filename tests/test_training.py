@@ -1,0 +1,236 @@
+"""The QLoRA trainer on tiny random Gemma 3 models with the real tokenizer (CPU)."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.tiny_gemma import save_tiny_text_model, tiny_text_config
+from tr_gemma.chat_format import to_messages
+from tr_gemma.errors import PipelineInputError
+from tr_gemma.training.callbacks import LossGuard, NonFiniteLossError
+from tr_gemma.training.recipe import LORA_TARGETS, RECIPES_DIR, load_recipe
+from tr_gemma.training.resume import JOB_FILE, prepare_checkpoint_dir
+from tr_gemma.training.sft import TrainingJob, load_tokenizer, sft_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, gemma_tokenizer_dir):
+    return save_tiny_text_model(tmp_path_factory.mktemp("tiny") / "model", gemma_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def chat_parquet(tmp_path_factory):
+    """A small chat data set in gemma_chat_dataset's format (24 train, 4 eval rows)."""
+    rows = []
+    for i in range(28):
+        messages = to_messages("", f"{i} ile {i + 1} toplamı kaçtır?", "", f"{i} + {i + 1} = {2 * i + 1} eder.")
+        rows.append({"row_id": i, "split": "eval" if i % 7 == 0 else "train", "messages": messages, "text": ""})
+    path = tmp_path_factory.mktemp("chat") / "data.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+# --- recipes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", ["270m", "1b", "4b", "12b", "27b"])
+def test_every_size_has_a_recipe_with_the_reference_defaults(size):
+    recipe = load_recipe(size)
+    assert (RECIPES_DIR / f"gemma-3-{size}.yaml").is_file()
+    assert (recipe.lora.r, recipe.lora.lora_alpha, recipe.lora.lora_dropout) == (32, 64, 0.05)
+    assert tuple(recipe.lora.target_modules) == LORA_TARGETS
+    q = recipe.quantization
+    assert (q.bnb_4bit_quant_type, q.bnb_4bit_use_double_quant, q.bnb_4bit_compute_dtype) == ("nf4", True, "bfloat16")
+    t = recipe.training
+    assert (t.per_device_train_batch_size, t.gradient_accumulation_steps, t.learning_rate) == (2, 4, 2e-4)
+    assert (t.max_length, t.packing, t.optim, t.gradient_checkpointing, t.bf16) == (4096, True, "paged_adamw_8bit", True, True)
+
+
+def test_overrides_replace_only_the_named_values():
+    recipe = load_recipe("1b", {"training": {"learning_rate": 1e-4}, "lora": {"r": 16}})
+    assert recipe.training.learning_rate == 1e-4 and recipe.lora.r == 16
+    assert recipe.lora.lora_alpha == 64 and recipe.training.max_length == 4096
+
+
+@pytest.mark.parametrize(
+    "overrides,field",
+    [
+        ({"training": {"learning_rate": -1}}, "training.learning_rate"),
+        ({"lora": {"r": 0}}, "lora.r"),
+        ({"training": {"fp16": True}}, "training.fp16"),
+        ({"quantization": {"bnb_4bit_compute_dtype": "float16"}}, "quantization.bnb_4bit_compute_dtype"),
+        ({"training": {"max_length": 40_000}}, "exceeds the 1b context length 32768"),
+        ({"training": {"lerning_rate": 1e-4}}, "training.lerning_rate"),
+        ({"lora": {"target_modules": ["q_proj", "vision_proj"]}}, "lora.target_modules"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_field(overrides, field):
+    with pytest.raises(PipelineInputError, match="invalid training recipe") as error:
+        load_recipe("1b", overrides)
+    assert field in str(error.value)
+
+
+def test_cpu_budget_replaces_steps_and_length():
+    recipe = load_recipe("4b").for_cpu()
+    assert recipe.training.max_steps == 30 and recipe.training.max_length == 512
+    assert recipe.lora.r == 32
+
+
+# --- what the trainer feeds the model ------------------------------------------------------
+
+def _trainer(tiny_model_dir, rows, tmp_path, quantized=False):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    recipe = load_recipe("270m").for_cpu()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model.config.use_cache = False
+    job = TrainingJob(recipe, tiny_model_dir, tmp_path, tmp_path)
+    return SFTTrainer(model=model, args=sft_config(job, recipe, tmp_path / "c", "cpu"),
+                      train_dataset=Dataset.from_list(rows), processing_class=load_tokenizer(tiny_model_dir))
+
+
+def test_loss_only_on_the_model_turn_including_end_of_turn(tiny_model_dir, tmp_path):
+    pairs = [to_messages("Kısa ol.", "Başkent neresi?", "", "Ankara."), to_messages("", "Renk say.", "", "Mavi, yeşil.")]
+    rows = [{"prompt": [m[0]], "completion": [m[1]]} for m in pairs]
+    trainer = _trainer(tiny_model_dir, rows, tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    tokenizer = trainer.processing_class
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    supervised = tokenizer.decode([i for i, label in zip(ids, labels) if label != -100])
+    assert supervised == "Ankara.<end_of_turn>\nMavi, yeşil.<end_of_turn>\n"
+    assert ids.count(2) == 2  # one <bos> per packed example, never two
+    assert "attention_mask" not in batch  # an all-ones mask would let packed examples see each other
+
+
+def test_packed_examples_do_not_attend_to_each_other(tiny_model_dir, tmp_path):
+    pairs = [to_messages("", "Bir şehir söyle.", "", "İzmir."), to_messages("", "Bir hayvan söyle.", "", "Kedi ve köpek.")]
+    rows = [{"prompt": [m[0]], "completion": [m[1]]} for m in pairs]
+    trainer = _trainer(tiny_model_dir, rows, tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    model = trainer.model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist() + [batch["input_ids"].shape[1]]
+        for start, end in zip(starts, starts[1:]):
+            alone = model(input_ids=batch["input_ids"][:, start:end]).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, atol=1e-5, rtol=1e-4)
+
+
+# --- guards ----------------------------------------------------------------------------------
+
+class _State:
+    def __init__(self, step):
+        self.global_step = step
+
+
+def test_non_finite_loss_stops_training_naming_the_step():
+    guard = LossGuard()
+    guard.on_log(None, _State(1), None, logs={"loss": 2.0})
+    with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 7"):
+        guard.on_log(None, _State(7), None, logs={"loss": float("nan")})
+    with pytest.raises(NonFiniteLossError, match="grad_norm .* at step 8"):
+        LossGuard().on_log(None, _State(8), None, logs={"loss": 1.0, "grad_norm": float("inf")})
+
+
+def test_diverging_loss_stops_training_naming_the_step():
+    guard = LossGuard(divergence_factor=4.0, patience=3)
+    guard.on_log(None, _State(1), None, logs={"loss": 2.0})
+    for step in (2, 3):
+        guard.on_log(None, _State(step), None, logs={"loss": 50.0})
+    with pytest.raises(NonFiniteLossError, match="diverged at step 4"):
+        guard.on_log(None, _State(4), None, logs={"loss": 60.0})
+
+
+def test_nan_filter_of_the_trainer_is_switched_off(tiny_model_dir, tmp_path):
+    recipe = load_recipe("270m")
+    args = sft_config(TrainingJob(recipe, tiny_model_dir, tmp_path, tmp_path), recipe, tmp_path, "cpu")
+    assert args.logging_nan_inf_filter is False
+
+
+def test_incomplete_and_foreign_checkpoints_are_set_aside(tmp_path):
+    folder = tmp_path / "checkpoints"
+    for step, complete in ((2, True), (4, True), (6, False)):
+        checkpoint = folder / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "adapter_model.safetensors").write_bytes(b"x")
+        if complete:
+            (checkpoint / "trainer_state.json").write_text("{}")
+    (folder / JOB_FILE).write_text(json.dumps({"fingerprint": "job-a"}))
+    resume, notes = prepare_checkpoint_dir(folder, "job-a")
+    assert resume.name == "checkpoint-4"
+    assert any("incomplete checkpoint-6" in note for note in notes)
+    assert not (folder / "checkpoint-6").exists()
+
+    resume, notes = prepare_checkpoint_dir(folder, "job-b")  # new data or recipe: start over
+    assert resume is None and any("different job" in note for note in notes)
+
+
+# --- real training runs ----------------------------------------------------------------------
+
+def _run_training(spec_path: Path, kill_when: Path | None = None) -> subprocess.CompletedProcess | None:
+    command = [sys.executable, "-m", "tests.train_runner", str(spec_path)]
+    if kill_when is None:
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not kill_when.exists():
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return None
+
+
+def _spec(tmp_path, name, tiny_model_dir, chat_parquet, delay_s=0.0):
+    spec = {
+        "model_dir": str(tiny_model_dir), "data_path": str(chat_parquet), "output_dir": str(tmp_path / name),
+        "overrides": {"training": {"save_steps": 2, "seed": 7}, "cpu": {"max_steps": 6, "max_length": 128}},
+        "delay_s": delay_s,
+    }
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(spec))
+    return path, tmp_path / name
+
+
+def _adapter(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "adapter" / "adapter_model.safetensors")
+
+
+def test_killed_run_resumes_to_the_same_adapter_and_loss_history(tmp_path, tiny_model_dir, chat_parquet):
+    reference_spec, reference_dir = _spec(tmp_path, "uninterrupted", tiny_model_dir, chat_parquet)
+    done = _run_training(reference_spec)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    killed_spec, killed_dir = _spec(tmp_path, "killed", tiny_model_dir, chat_parquet, delay_s=1.5)
+    _run_training(killed_spec, kill_when=killed_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json")
+    assert not (killed_dir / "adapter").exists()  # nothing half-written where the result belongs
+
+    resumed_spec, _ = _spec(tmp_path, "killed", tiny_model_dir, chat_parquet)
+    done = _run_training(resumed_spec)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Resuming from checkpoint-4" in done.stdout
+
+    reference, resumed = _adapter(reference_dir), _adapter(killed_dir)
+    assert reference.keys() == resumed.keys()
+    for name in reference:
+        assert torch.equal(reference[name], resumed[name]), name
+    history = lambda d: json.loads((d / "report.json").read_text())["loss_history"]  # noqa: E731
+    assert history(reference_dir) == history(killed_dir)
+    report = json.loads((killed_dir / "report.json").read_text())
+    assert report["resumed_from"] == "checkpoint-4" and report["steps"] == 6
+    assert math.isfinite(report["eval_loss_before"]) and math.isfinite(report["eval_loss_after"])

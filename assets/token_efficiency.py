@@ -9,8 +9,13 @@ from resources.artifacts import ArtifactStore
 from resources.gemma_checkpoints import GemmaCheckpoints
 from resources.huggingface import HuggingFaceHub
 from tr_gemma.atomic_io import atomic_file
-from tr_gemma.model_sizes import DEFAULT_MAX_SEQ_LENGTH
+from tr_gemma.model_sizes import SIZES
+from tr_gemma.training.recipe import load_recipe
 from tr_gemma.schema import ENGLISH_FIELDS
+
+
+# The training sequence length of each size, as its recipe sets it.
+RECIPE_MAX_LENGTHS = {size: load_recipe(size).training.max_length for size in SIZES}
 
 
 class TokenEfficiencyConfig(dg.Config):
@@ -22,7 +27,7 @@ class TokenEfficiencyConfig(dg.Config):
         default=[], description="Extra Hugging Face tokenizer ids to compare (needs the Hub)."
     )
     max_seq_lengths: dict[str, int] = Field(
-        default=DEFAULT_MAX_SEQ_LENGTH, description="Training max_seq_length per model size."
+        default=RECIPE_MAX_LENGTHS, description="Training max_seq_length per model size (default: the recipes)."
     )
     max_truncated_share: float = Field(
         default=0.01, ge=0, le=1, description="Warn when more examples than this exceed max_seq_length."

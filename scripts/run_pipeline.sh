@@ -6,5 +6,8 @@ bash scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# Unpartitioned assets (data and analysis), then the model assets of the 270m partition.
 .venv/bin/dagster asset materialize -m pipelines.definitions \
-  --select "raw_instructions,clean_instructions,gemma_chat_dataset"
+  --select "raw_instructions,clean_instructions,gemma_chat_dataset,token_efficiency"
+.venv/bin/dagster asset materialize -m pipelines.definitions \
+  --select "base_model,qlora_adapter" --partition 270m

@@ -44,7 +44,8 @@ def length_histogram(lengths: Sequence[int], max_seq_lengths: dict[str, int]) ->
     for limit in sorted(set(max_seq_lengths.values())):
         sizes = ", ".join(s for s, v in max_seq_lengths.items() if v == limit)
         ax.axvline(limit, color="#c44e52", linestyle="--")
-        ax.text(limit, ax.get_ylim()[1] * 0.9, f" max_seq_length {limit} ({sizes})", color="#c44e52", fontsize=8)
+        ax.text(limit, ax.get_ylim()[1] * 0.95, f"max_seq_length {limit}\n({sizes}) ", color="#c44e52",
+                fontsize=8, ha="right", va="top")
     ax.set_xlabel("Gemma 3 tokens per rendered training example")
     ax.set_ylabel("examples")
     ax.set_title("Token length of training examples")

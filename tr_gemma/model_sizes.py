@@ -34,6 +34,3 @@ def gemma_size(key: str) -> GemmaSize:
     except KeyError:
         raise ValueError(f"unknown Gemma 3 size '{key}'; choose one of {', '.join(SIZES)}") from None
 
-
-# Training sequence length per size (the recipe default, trl's max_length).
-DEFAULT_MAX_SEQ_LENGTH: dict[str, int] = {key: 4096 for key in SIZES}

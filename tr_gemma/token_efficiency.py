@@ -7,12 +7,13 @@ is done once and shared by all tokenizers.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from tr_gemma.token_metrics import field_metrics, packing_efficiency, standalone_word_tokens, words
+from tr_gemma.token_metrics import FieldMetrics, packing_efficiency, standalone_word_tokens, words
 
 # The source tutorial's unsourced claim, checked against the data at hand.
 CLAIM = {"gemma3": 1.95, "llama3": 2.21}
@@ -30,8 +31,10 @@ class Tokenizer:
 
 
 def gemma_tokenizer_handle(tokenizer) -> Tokenizer:
+    from tr_gemma.chat_dataset import encode_without_specials
+
     def encode_batch(texts: list[str]) -> list[list[int]]:
-        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return encode_without_specials(tokenizer, texts)
 
     return Tokenizer("gemma3", f"Gemma 3 ({len(tokenizer):,})", len(tokenizer), encode_batch, True,
                      "the model's own tokenizer (converted from the GGUF with transformers)")
@@ -46,22 +49,41 @@ class Corpus:
 
 
 def analyse(corpora: Sequence[Corpus], tokenizers: Sequence[Tokenizer]) -> pd.DataFrame:
-    """Tidy table: one row per corpus x tokenizer x field x language."""
-    groups = [(c.name, field, lang, [t for t in texts if t]) for c in corpora for (field, lang), texts in c.texts.items()]
-    word_lists = {(c, f, l): [words(t) for t in texts] for c, f, l, texts in groups}
-    unique_words = sorted({w for lists in word_lists.values() for ws in lists for w in ws})
+    """Tidy table: one row per corpus x tokenizer x field x language.
+
+    Tokenizer-independent work (word splitting, word occurrence counts, characters, bytes) is
+    done once per text group; each tokenizer then encodes every text once and every distinct
+    word once.
+    """
+    groups = []
+    for corpus in corpora:
+        for (field, language), texts in corpus.texts.items():
+            texts = [t for t in texts if t]
+            occurrences = Counter(w for t in texts for w in words(t))
+            groups.append({
+                "corpus": corpus.name, "field": field, "language": language, "texts": texts,
+                "occurrences": occurrences, "characters": sum(map(len, texts)),
+                "utf8_bytes": sum(len(t.encode("utf-8")) for t in texts),
+            })
+    unique_words = sorted({w for g in groups for w in g["occurrences"]})
     rows = []
     for tokenizer in tokenizers:
         word_tokens = standalone_word_tokens(unique_words, tokenizer.encode_batch)
-        for corpus, field, language, texts in groups:
-            counts = [len(ids) for ids in tokenizer.encode_batch(texts)] if texts else []
-            metrics = field_metrics(texts, counts, word_lists[(corpus, field, language)], word_tokens)
+        for group in groups:
+            tokens = sum(len(ids) for ids in tokenizer.encode_batch(group["texts"])) if group["texts"] else 0
+            occurrences = group["occurrences"]
+            metrics = FieldMetrics(
+                texts=len(group["texts"]), words=sum(occurrences.values()), tokens=tokens,
+                characters=group["characters"], utf8_bytes=group["utf8_bytes"],
+                continued_words=sum(n for w, n in occurrences.items() if word_tokens[w] >= 2),
+            )
             rows.append({
-                "corpus": corpus, "tokenizer": tokenizer.name, "tokenizer_label": tokenizer.label,
+                "corpus": group["corpus"], "tokenizer": tokenizer.name, "tokenizer_label": tokenizer.label,
                 "vocab_size": tokenizer.vocab_size, "verified_exact": tokenizer.verified_exact,
-                "field": field, "language": language, "texts": metrics.texts, "words": metrics.words,
-                "tokens": metrics.tokens, "characters": metrics.characters, "utf8_bytes": metrics.utf8_bytes,
-                "fertility": metrics.fertility, "continued_word_share": metrics.continued_word_share,
+                "field": group["field"], "language": group["language"], "texts": metrics.texts,
+                "words": metrics.words, "tokens": metrics.tokens, "characters": metrics.characters,
+                "utf8_bytes": metrics.utf8_bytes, "fertility": metrics.fertility,
+                "continued_word_share": metrics.continued_word_share,
                 "chars_per_token": metrics.chars_per_token, "bytes_per_token": metrics.bytes_per_token,
             })
     return pd.DataFrame(rows)

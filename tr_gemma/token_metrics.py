@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,25 +50,6 @@ class FieldMetrics:
     @property
     def bytes_per_token(self) -> float:
         return self.utf8_bytes / self.tokens if self.tokens else float("nan")
-
-
-def field_metrics(
-    texts: Sequence[str],
-    token_counts: Sequence[int],
-    word_lists: Sequence[list[str]],
-    word_token_counts: dict[str, int],
-) -> FieldMetrics:
-    """Aggregate metrics of one field; `word_token_counts` maps a word to its standalone tokens."""
-    occurrences = Counter(word for ws in word_lists for word in ws)
-    continued = sum(n for word, n in occurrences.items() if word_token_counts[word] >= 2)
-    return FieldMetrics(
-        texts=len(texts),
-        words=sum(occurrences.values()),
-        tokens=int(sum(token_counts)),
-        characters=sum(len(t) for t in texts),
-        utf8_bytes=sum(len(t.encode("utf-8")) for t in texts),
-        continued_words=continued,
-    )
 
 
 def standalone_word_tokens(unique_words: Sequence[str], encode_batch: Callable[[list[str]], list[list[int]]]) -> dict[str, int]:

@@ -59,8 +59,9 @@ def token_efficiency(
     plus Hub tokenizers named in config. Metrics per tokenizer, field (instruction, input,
     output) and language (Turkish vs the parallel English columns): fertility (tokens per word),
     share of words split into 2+ tokens, characters and UTF-8 bytes per token, Turkish/English
-    token parity; and for the rendered training text (Gemma 3 tokens): p50/p95/p99/max length,
-    the share of examples over each size's max_seq_length and packing efficiency there.
+    token parity; p50/p95/p99/max content tokens per example for every tokenizer; and for the
+    rendered training text (Gemma 3 tokens, the model trained): p50/p95/p99/max length, the share
+    of examples over each size's max_seq_length and packing efficiency there.
 
     A word is a run of letters/digits; an apostrophe + suffix ("İstanbul'da"), a hyphen
     ("e-posta") or a dot/comma between digits ("1.234,56") joins runs; punctuation and emoji are
@@ -90,7 +91,9 @@ def token_efficiency(
 
         corpora.append(Corpus(name=path, texts={("text", "tr"): read_text_corpus(path, config.text_field)}))
 
-    table = analyse(corpora, tokenizers)
+    analysis = analyse(corpora, tokenizers)
+    table = analysis.table
+    content_lengths = analysis.example_lengths("dataset", "tr")
     tr_totals = totals(table, "dataset", "tr")
     en_totals = totals(table, "dataset", "en")
     parity_table = parity(table, "dataset")
@@ -100,7 +103,8 @@ def token_efficiency(
     verdict = claim_verdict(tr_totals, len(clean_instructions))
 
     folder = artifacts.folder(context.asset_key)
-    outputs = {"metrics.parquet": table, "metrics.csv": table, "parity.csv": parity_table, "lengths.csv": sizes}
+    outputs = {"metrics.parquet": table, "metrics.csv": table, "parity.csv": parity_table, "lengths.csv": sizes,
+               "example_lengths.csv": content_lengths}
     for name, frame in outputs.items():
         with atomic_file(folder / name) as staging:
             frame.to_parquet(staging, index=False) if name.endswith(".parquet") else frame.to_csv(staging, index=False)
@@ -122,6 +126,7 @@ def token_efficiency(
             "gemma3_tokens_per_example_p99": percentiles["p99"],
             "gemma3_tokens_per_example_max": percentiles["max"],
             "lengths_by_size": dg.MetadataValue.md(markdown_table(sizes)),
+            "content_tokens_per_example": dg.MetadataValue.md(markdown_table(content_lengths)),
             "fertility_chart": png_markdown(charts["fertility.png"], "fertility by tokenizer"),
             "length_chart": png_markdown(charts["lengths.png"], "token length histogram"),
             "tokenizers": ", ".join(f"{t.label}{'' if t.verified_exact else ' (NOT verified exact)'}" for t in tokenizers),

@@ -73,7 +73,7 @@ def main() -> None:
             tokenizer.encode_batch(texts)
         baseline.append(time.perf_counter() - started)
         started = time.perf_counter()
-        table = analyse([corpus], handles)
+        table = analyse([corpus], handles).table
         analysis.append(time.perf_counter() - started)
 
     report = {

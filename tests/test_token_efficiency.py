@@ -54,7 +54,8 @@ def test_metrics_on_hand_counted_sentences():
     # "Ali okula gitti." -> Ali | oku la | git ti | .  = 6 tokens, 3 words
     # "Ev büyük."        -> Ev | büy ük | .           = 4 tokens, 2 words
     corpus = Corpus("hand", {("output", "tr"): ["Ali okula gitti.", "Ev büyük."], ("output", "en"): ["Ali went."]})
-    table = analyse([corpus], [three_char_tokenizer()])
+    analysis = analyse([corpus], [three_char_tokenizer()])
+    table = analysis.table
     row = table[(table["language"] == "tr")].iloc[0]
     assert (row["words"], row["tokens"]) == (5, 10)
     assert row["fertility"] == pytest.approx(2.0)
@@ -63,6 +64,8 @@ def test_metrics_on_hand_counted_sentences():
     assert row["bytes_per_token"] == pytest.approx((16 + 11) / 10)  # büyük: two "ü", 2 UTF-8 bytes each
     # English: "Ali went." -> Ali | wen t | . = 4 tokens; parity = 10 / 4
     assert parity(table, "hand").set_index("field").loc["all", "parity"] == pytest.approx(2.5)
+    lengths = analysis.example_lengths("hand", "tr").iloc[0]
+    assert (lengths["p50"], lengths["max"]) == (5.0, 6.0)  # examples of 6 and 4 tokens
 
 
 def test_lengths_and_packing():
@@ -107,4 +110,5 @@ def test_token_efficiency_asset_on_the_embedded_data(resources, tmp_path, gemma_
     table = __import__("pandas").read_parquet(meta["table_path"].value)
     assert str(corpus) in set(table["corpus"])
     assert set(table["language"]) == {"tr", "en"}
+    assert "qwen3" in meta["content_tokens_per_example"].value
     assert Path(meta["chart_path"].value).read_bytes()[:4] == b"\x89PNG"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tr_gemma.token_metrics import FieldMetrics, packing_efficiency, standalone_word_tokens, words
+from tr_gemma.token_metrics import FieldMetrics, length_percentiles, packing_efficiency, standalone_word_tokens, words
 
 # The source tutorial's unsourced claim, checked against the data at hand.
 CLAIM = {"gemma3": 1.95, "llama3": 2.21}
@@ -48,8 +48,25 @@ class Corpus:
     texts: dict[tuple[str, str], list[str]]
 
 
-def analyse(corpora: Sequence[Corpus], tokenizers: Sequence[Tokenizer]) -> pd.DataFrame:
-    """Tidy table: one row per corpus x tokenizer x field x language.
+@dataclass
+class Analysis:
+    table: pd.DataFrame  # one row per corpus x tokenizer x field x language
+    # token count of every text, aligned with the corpus texts (0 for an empty text)
+    counts: dict[tuple[str, str, str, str], list[int]]
+
+    def example_lengths(self, corpus: str, language: str) -> pd.DataFrame:
+        """Per tokenizer: p50/p95/p99/max of content tokens per example (all fields summed)."""
+        rows = []
+        for tokenizer in dict.fromkeys(k[0] for k in self.counts):
+            per_field = [c for (t, c_name, _, lang), c in self.counts.items()
+                         if t == tokenizer and c_name == corpus and lang == language]
+            if per_field:
+                rows.append({"tokenizer": tokenizer, **length_percentiles([sum(x) for x in zip(*per_field)])})
+        return pd.DataFrame(rows)
+
+
+def analyse(corpora: Sequence[Corpus], tokenizers: Sequence[Tokenizer]) -> Analysis:
+    """Metrics of every tokenizer on every corpus, field and language.
 
     Tokenizer-independent work (word splitting, word occurrence counts, characters, bytes) is
     done once per text group; each tokenizer then encodes every text once and every distinct
@@ -57,20 +74,25 @@ def analyse(corpora: Sequence[Corpus], tokenizers: Sequence[Tokenizer]) -> pd.Da
     """
     groups = []
     for corpus in corpora:
-        for (field, language), texts in corpus.texts.items():
-            texts = [t for t in texts if t]
+        for (field, language), all_texts in corpus.texts.items():
+            texts = [t for t in all_texts if t]
             occurrences = Counter(w for t in texts for w in words(t))
             groups.append({
                 "corpus": corpus.name, "field": field, "language": language, "texts": texts,
+                "present": [bool(t) for t in all_texts],
                 "occurrences": occurrences, "characters": sum(map(len, texts)),
                 "utf8_bytes": sum(len(t.encode("utf-8")) for t in texts),
             })
     unique_words = sorted({w for g in groups for w in g["occurrences"]})
     rows = []
+    counts: dict[tuple[str, str, str, str], list[int]] = {}
     for tokenizer in tokenizers:
         word_tokens = standalone_word_tokens(unique_words, tokenizer.encode_batch)
         for group in groups:
-            tokens = sum(len(ids) for ids in tokenizer.encode_batch(group["texts"])) if group["texts"] else 0
+            lengths = iter([len(ids) for ids in tokenizer.encode_batch(group["texts"])] if group["texts"] else [])
+            aligned = [next(lengths) if present else 0 for present in group["present"]]
+            counts[(tokenizer.name, group["corpus"], group["field"], group["language"])] = aligned
+            tokens = sum(aligned)
             occurrences = group["occurrences"]
             metrics = FieldMetrics(
                 texts=len(group["texts"]), words=sum(occurrences.values()), tokens=tokens,
@@ -86,7 +108,7 @@ def analyse(corpora: Sequence[Corpus], tokenizers: Sequence[Tokenizer]) -> pd.Da
                 "continued_word_share": metrics.continued_word_share,
                 "chars_per_token": metrics.chars_per_token, "bytes_per_token": metrics.bytes_per_token,
             })
-    return pd.DataFrame(rows)
+    return Analysis(table=pd.DataFrame(rows), counts=counts)
 
 
 def totals(table: pd.DataFrame, corpus: str, language: str) -> pd.DataFrame:

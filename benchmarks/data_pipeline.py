@@ -5,7 +5,7 @@ It times the three Dagster assets materialized in one run (in-process, as `dg.ma
 them), and, in the same process, a bare baseline doing only the unavoidable work: read the JSONL,
 render each row, tokenize every rendered text once. Target: the assets under 20 s on 2 CPU cores.
 
-    .venv/bin/python benchmarks/data_pipeline.py [--rows 52002]
+    .venv/bin/python -m benchmarks.data_pipeline [--rows 52002]
 """
 
 from __future__ import annotations
@@ -22,25 +22,16 @@ import dagster as dg
 import pandas as pd
 
 from assets.chat_dataset import gemma_chat_dataset
+from benchmarks.corpus import synthetic_corpus
 from assets.instructions import clean_instructions, raw_instructions
 from resources import build_resources
 from tr_gemma.chat_format import render, to_messages
 from tr_gemma.checkpoints import default_cache_dir, ensure_embedded_tokenizer
-from tr_gemma.embedded_data import INSTRUCTIONS_SAMPLE
-from tr_gemma.instruction_files import read_instruction_file
 
 
 def build_corpus(rows: int, folder: Path) -> Path:
-    sample = read_instruction_file(INSTRUCTIONS_SAMPLE)
-    copies = -(-rows // len(sample))
-    frames = []
-    for copy in range(copies):
-        frame = sample.copy()
-        frame["instruction-turkish"] = frame["instruction-turkish"] + f" (Örnek {copy + 1})"
-        frames.append(frame)
-    corpus = pd.concat(frames, ignore_index=True).head(rows)
     path = folder / "corpus.jsonl"
-    corpus.to_json(path, orient="records", lines=True, force_ascii=False)
+    synthetic_corpus(rows).to_json(path, orient="records", lines=True, force_ascii=False)
     return path
 
 

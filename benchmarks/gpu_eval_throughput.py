@@ -7,7 +7,7 @@ The raw path runs one batched forward per question over <bos> + prompt + answer 
 reads the letter log-probabilities: the least work that produces the same scores.
 Target: project throughput >= 70% of raw.
 
-    python benchmarks/gpu_eval_throughput.py --copies 20 --out $OUT/gpu_eval_throughput.json
+    python -m benchmarks.gpu_eval_throughput --copies 20 --out $OUT/gpu_eval_throughput.json
 """
 
 from __future__ import annotations

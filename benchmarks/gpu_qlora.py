@@ -6,7 +6,7 @@ chat data (the embedded sample repeated with variations to a corpus large enough
 steps), recipe defaults (NF4 double-quant, LoRA r=32 alpha=64 on 7 projections, 2 x 4096 packed,
 gradient accumulation 4, paged 8-bit AdamW, gradient checkpointing, bf16).
 
-    python benchmarks/gpu_qlora.py --model 270m --steps 20 --out $OUT/gpu_qlora_270m.json
+    python -m benchmarks.gpu_qlora --model 270m --steps 20 --out $OUT/gpu_qlora_270m.json
 """
 
 from __future__ import annotations
@@ -19,22 +19,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
-
 
 def build_chat_parquet(folder: Path, rows: int, tokenizer) -> Path:
+    from benchmarks.corpus import synthetic_corpus
     from tr_gemma.chat_dataset import build_chat_frame
     from tr_gemma.cleaning import clean_instructions
-    from tr_gemma.embedded_data import INSTRUCTIONS_SAMPLE
-    from tr_gemma.instruction_files import read_instruction_file
 
-    sample = read_instruction_file(INSTRUCTIONS_SAMPLE)
-    copies = []
-    for copy in range(-(-rows // len(sample))):
-        frame = sample.copy()
-        frame["instruction-turkish"] = frame["instruction-turkish"] + f" (Örnek {copy + 1})"
-        copies.append(frame)
-    raw = pd.concat(copies, ignore_index=True).head(rows)
+    raw = synthetic_corpus(rows)
     chat = build_chat_frame(clean_instructions(raw).clean, eval_fraction=0.02, seed=42)
     path = folder / "chat.parquet"
     chat.to_parquet(path)

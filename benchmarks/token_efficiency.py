@@ -5,7 +5,7 @@ compression, parity) over the Turkish and English fields of the corpus, and, in 
 process on the same texts, a bare baseline: each tokenizer's batched encode of every text,
 nothing else. Targets (2 CPU cores): analysis under 60 s, analysis / baseline under 1.3.
 
-    .venv/bin/python benchmarks/token_efficiency.py [--rows 52002]
+    .venv/bin/python -m benchmarks.token_efficiency [--rows 52002]
 """
 
 from __future__ import annotations
@@ -18,23 +18,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
-
+from benchmarks.corpus import synthetic_corpus
 from tr_gemma.cleaning import clean_instructions
-from tr_gemma.embedded_data import INSTRUCTIONS_SAMPLE
-from tr_gemma.instruction_files import read_instruction_file
 from tr_gemma.token_efficiency import Corpus, Tokenizer, analyse, gemma_tokenizer_handle
 
 
 def corpus_of(rows: int) -> Corpus:
-    sample = read_instruction_file(INSTRUCTIONS_SAMPLE)
-    copies = []
-    for copy in range(-(-rows // len(sample))):
-        frame = sample.copy()
-        frame["instruction-turkish"] = frame["instruction-turkish"] + f" (Örnek {copy + 1})"
-        frame["instruction"] = frame["instruction"] + f" (Example {copy + 1})"
-        copies.append(frame)
-    raw = pd.concat(copies, ignore_index=True).head(rows)
+    raw = synthetic_corpus(rows)
     clean = clean_instructions(raw).clean
     texts = {(f, "tr"): clean[f].tolist() for f in ("instruction", "input", "output")}
     positions = clean["row_id"].to_numpy()

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 
-def _figure():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +20,7 @@ def _figure():
 
 def fertility_chart(totals_tr: pd.DataFrame, totals_en: pd.DataFrame) -> bytes:
     """Tokens per word by tokenizer, Turkish next to English."""
-    plt = _figure()
+    plt = pyplot()
     labels = list(totals_tr["tokenizer_label"])
     english = dict(zip(totals_en["tokenizer"], totals_en["fertility"]))
     x = range(len(labels))
@@ -33,12 +34,12 @@ def fertility_chart(totals_tr: pd.DataFrame, totals_en: pd.DataFrame) -> bytes:
     ax.set_title("Fertility by tokenizer (lower is better)")
     ax.legend()
     fig.tight_layout()
-    return _png(fig, plt)
+    return png_bytes(fig)
 
 
 def length_histogram(lengths: Sequence[int], max_seq_lengths: dict[str, int]) -> bytes:
     """Gemma 3 tokens per training example, with each size's max_seq_length marked."""
-    plt = _figure()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     ax.hist(lengths, bins=60, color="#4c72b0")
     for limit in sorted(set(max_seq_lengths.values())):
@@ -50,11 +51,12 @@ def length_histogram(lengths: Sequence[int], max_seq_lengths: dict[str, int]) ->
     ax.set_ylabel("examples")
     ax.set_title("Token length of training examples")
     fig.tight_layout()
-    return _png(fig, plt)
+    return png_bytes(fig)
 
 
-def _png(fig, plt) -> bytes:
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 
 
@@ -25,12 +23,9 @@ def section_table(base, tuned) -> pd.DataFrame:
 
 
 def comparison_chart(table: pd.DataFrame) -> bytes:
-    import matplotlib
+    from tr_gemma.charts import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
+    fig, ax = pyplot().subplots(figsize=(9, 4), dpi=110)
     x = range(len(table))
     ax.bar([i - 0.2 for i in x], table["base"], width=0.4, label="base")
     if "fine_tuned" in table:
@@ -41,7 +36,4 @@ def comparison_chart(table: pd.DataFrame) -> bytes:
     ax.set_title("TR-MMLU accuracy by section")
     ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)

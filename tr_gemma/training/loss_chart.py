@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 
 def loss_curve_png(history: list[dict], eval_before: float, eval_after: float) -> bytes:
-    import matplotlib
+    from tr_gemma.charts import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    fig, ax = pyplot().subplots(figsize=(7, 3.5), dpi=110)
     ax.plot([h["step"] for h in history], [h["loss"] for h in history], label="train loss")
     if history:
         last = history[-1]["step"]
@@ -21,7 +16,4 @@ def loss_curve_png(history: list[dict], eval_before: float, eval_after: float) -
     ax.set_title("QLoRA training")
     ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)

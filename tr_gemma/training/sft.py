@@ -228,7 +228,7 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none",
     )
     metrics = MetricsStream(emit, lambda: peak_memory_gib(device))
-    trainer = _QLoRATrainer(
+    trainer = _qlora_trainer(
         model=model,
         args=sft_config(job, recipe, checkpoints, device),
         train_dataset=Dataset.from_list(train_rows),
@@ -298,7 +298,7 @@ def _qlora_trainer_class():
     return QLoRATrainer
 
 
-def _QLoRATrainer(**kwargs):
+def _qlora_trainer(**kwargs):
     return _qlora_trainer_class()(**kwargs)
 
 

@@ -39,10 +39,10 @@ def questions(copies: int) -> pd.DataFrame:
 def raw_forward(model, tokenizer, docs: list[dict], batch_size: int) -> tuple[float, int, list[int]]:
     import torch
 
-    from tr_gemma.evaluation.tasks_utils_loader import doc_to_choice, doc_to_text
+    from tr_gemma.evaluation.tasks_utils_loader import prompt
 
     letters = [tokenizer.encode(" " + letter, add_special_tokens=False)[-1] for letter in "ABCDE"]
-    encoded = [tokenizer.encode(doc_to_text(d), add_special_tokens=True) for d in docs]
+    encoded = [tokenizer.encode(prompt(d["question"], d["choices"]), add_special_tokens=True) for d in docs]
     order = sorted(range(len(docs)), key=lambda i: -len(encoded[i]))
     chosen = [0] * len(docs)
     tokens = 0
@@ -61,7 +61,7 @@ def raw_forward(model, tokenizer, docs: list[dict], batch_size: int) -> tuple[fl
             logits = model(input_ids=ids.cuda(), attention_mask=mask.cuda()).logits
             for row, i in enumerate(batch):
                 last = logits[row, len(encoded[i]) - 1].float().log_softmax(-1)
-                options = len(doc_to_choice(docs[i]))
+                options = len(docs[i]["choices"])
                 chosen[i] = int(torch.argmax(last[letters[:options]]))
     torch.cuda.synchronize()
     return time.perf_counter() - started, tokens, chosen
@@ -94,11 +94,11 @@ def main() -> None:
     lm = lm_eval_model(model, tokenizer, settings)
     torch.cuda.synchronize()
     started = time.perf_counter()
-    results = run_task(lm, data, settings, work)
+    results, task = run_task(lm, data, settings, work)
     torch.cuda.synchronize()
     project_seconds = time.perf_counter() - started
     project_chosen = []
-    for sample in results["samples"]["tr_mmlu"]:
+    for sample in results["samples"][task]:
         lls = [r[0] for r in sample["filtered_resps"]]
         project_chosen.append(max(range(len(lls)), key=lls.__getitem__))
     agreement = sum(a == b for a, b in zip(sorted(project_chosen), sorted(raw_chosen)))
@@ -110,7 +110,7 @@ def main() -> None:
         "raw_seconds": raw_seconds, "raw_tokens_per_second": tokens / raw_seconds,
         "project_seconds": project_seconds, "project_tokens_per_second": tokens / project_seconds,
         "project_share_of_raw": raw_seconds / project_seconds, "target_share": 0.7,
-        "accuracy_project": results["results"]["tr_mmlu"]["acc,none"],
+        "accuracy_project": results["results"][task]["acc,none"],
         "date": date.today().isoformat(),
     }
     Path(args.out).write_text(json.dumps(report, indent=2))

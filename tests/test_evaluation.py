@@ -12,22 +12,40 @@ from tr_gemma.errors import DataFileError
 from tr_gemma.evaluation.contamination import find_leaks
 from tr_gemma.evaluation.evaluate import EvalSettings, wilson_interval
 from tr_gemma.evaluation.questions import canonical_questions, read_question_file, split_dev_from_test
-from tr_gemma.evaluation.tasks_utils_loader import doc_to_choice, doc_to_text
+from tr_gemma.evaluation.lm_eval_task import native_rows
+from tr_gemma.evaluation.tasks_utils_loader import (
+    doc_to_choice,
+    doc_to_text,
+    turkishmmlu_doc_to_choice,
+    turkishmmlu_doc_to_target,
+    turkishmmlu_doc_to_text,
+)
 
 FOUR = {"bolum": "Coğrafya", "soru": "Türkiye'nin başkenti neresidir?",
         "secenekler": ["İstanbul", "Ankara", "İzmir", "Bursa"], "cevap": 1}
 FIVE = {"bolum": "Matematik", "soru": "2 + 2 kaçtır?", "secenekler": ["1", "2", "3", "4", "5"], "cevap": 3}
 
 
-def test_exact_prompt_for_a_known_question():
-    doc = canonical_questions(pd.DataFrame([FOUR]), "test", "test").iloc[0].to_dict()
-    assert doc_to_text(doc) == "Soru: Türkiye'nin başkenti neresidir?\nA. İstanbul\nB. Ankara\nC. İzmir\nD. Bursa\nCevap:"
+EXPECTED = "Soru: Türkiye'nin başkenti neresidir?\nA. İstanbul\nB. Ankara\nC. İzmir\nD. Bursa\nCevap:"
+
+
+def test_exact_prompt_for_a_known_question_in_both_schemas():
+    assert doc_to_text(FOUR) == EXPECTED
+    turkish = {"question": FOUR["soru"], "choices": FOUR["secenekler"], "answer": "B"}
+    assert turkishmmlu_doc_to_text(turkish) == EXPECTED and turkishmmlu_doc_to_target(turkish) == 1
 
 
 def test_choices_are_cut_to_the_option_count():
+    assert [doc_to_choice(d) for d in (FOUR, FIVE)] == [["A", "B", "C", "D"], ["A", "B", "C", "D", "E"]]
+    assert doc_to_text(FIVE).endswith("D. 4\nE. 5\nCevap:")
+    assert turkishmmlu_doc_to_choice({"choices": ["a", "b", "c", "d"]}) == ["A", "B", "C", "D"]
+
+
+def test_canonical_rows_round_trip_to_each_schema():
     frame = canonical_questions(pd.DataFrame([FOUR, FIVE]), "test", "test")
-    assert [doc_to_choice(d) for d in frame.to_dict("records")] == [["A", "B", "C", "D"], ["A", "B", "C", "D", "E"]]
-    assert doc_to_text(frame.iloc[1].to_dict()).endswith("D. 4\nE. 5\nCevap:")
+    assert native_rows(frame, "tr_mmlu").to_dict("records")[0] == FOUR
+    letters = native_rows(frame, "turkishmmlu")["answer"].tolist()
+    assert letters == ["B", "D"]
 
 
 def test_answer_mapping_of_both_schemas():
@@ -109,8 +127,11 @@ def test_exactly_one_bos_per_request(tiny_model_dir, small_questions):
     assert bos_count(lm, small_questions) == 1
 
 
-def test_score_equals_a_direct_lm_eval_call(tiny_model_dir, small_questions, tmp_path):
-    """Our path (model instance handed to HFLM) == lm-eval's own `hf` model loading, same task."""
+@pytest.mark.parametrize("schema", ["tr_mmlu", "turkishmmlu"])
+def test_score_equals_a_direct_lm_eval_call(tiny_model_dir, small_questions, tmp_path, schema):
+    """Our path (model instance handed to HFLM) == lm-eval's own `hf` model loading, same task,
+    for the task of each benchmark schema."""
+    small_questions = small_questions.assign(schema=schema)
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -119,14 +140,14 @@ def test_score_equals_a_direct_lm_eval_call(tiny_model_dir, small_questions, tmp
 
     ours, _, info = evaluate_base_and_adapter(tiny_model_dir, None, small_questions,
                                                EvalSettings(load_in_4bit=False, batch_size="4"))
-    include = write_task(small_questions, tmp_path / "task")
+    include, task = write_task(small_questions, tmp_path / "task")
     direct = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={tiny_model_dir},add_bos_token=True,dtype=float32",
-        tasks=["tr_mmlu"], task_manager=TaskManager(include_path=str(include), include_defaults=False),
+        tasks=[task], task_manager=TaskManager(include_path=str(include), include_defaults=False),
         batch_size=4, bootstrap_iters=0, device="cpu",
     )
-    assert ours.accuracy == direct["results"]["tr_mmlu"]["acc,none"]
-    assert ours.accuracy_norm == direct["results"]["tr_mmlu"]["acc_norm,none"]
+    assert ours.accuracy == direct["results"][task]["acc,none"]
+    assert ours.accuracy_norm == direct["results"][task]["acc_norm,none"]
     assert ours.n == len(small_questions[small_questions.split == "test"]) and info["task_hash"]
 
 
@@ -138,7 +159,7 @@ def test_contamination_guard_finds_a_planted_leak():
     ]
     leaks = find_leaks(training, questions, n=8)
     assert [leak.row_id for leak in leaks] == [1]
-    assert "kurucusu olan ve söğüt" in leaks[0].ngram
+    assert leaks[0].ngram == "osmanlı devleti'nin kurucusu olan ve söğüt çevresinde bir"
 
 
 def test_contamination_check_fails_listing_the_rows(resources, gemma_tokenizer_dir, tmp_path):

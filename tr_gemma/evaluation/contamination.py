@@ -19,8 +19,9 @@ def normalised_words(text: str) -> list[str]:
     return _TOKEN.findall(turkish_lower(unicodedata.normalize("NFC", text)))
 
 
-def ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    """Word n-grams in text order (so the first shared one reported is stable)."""
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tr_gemma.evaluation.lm_eval_task import TASK_NAME, task_hash, write_task
+from tr_gemma.evaluation.lm_eval_task import schema_of, task_hash, write_task
 
 
 @dataclass
@@ -78,25 +78,33 @@ def lm_eval_model(model, tokenizer, settings: EvalSettings):
     return HFLM(pretrained=model, tokenizer=tokenizer, add_bos_token=True, batch_size=batch, max_batch_size=64)
 
 
-def run_task(lm, questions: pd.DataFrame, settings: EvalSettings, workdir: Path) -> dict:
+def run_task(lm, questions: pd.DataFrame, settings: EvalSettings, workdir: Path) -> tuple[dict, str]:
+    """lm-eval results (with per-sample logs) and the name of the task that produced them."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    include = write_task(questions, workdir / "task")
+    include, task = write_task(questions, workdir / "task")
     return simple_evaluate(
-        model=lm, tasks=[TASK_NAME], num_fewshot=settings.num_fewshot,
+        model=lm, tasks=[task], num_fewshot=settings.num_fewshot,
         task_manager=TaskManager(include_path=str(include), include_defaults=False),
         log_samples=True, limit=settings.limit, bootstrap_iters=0, random_seed=0, numpy_random_seed=0,
         torch_random_seed=0, fewshot_random_seed=0,
-    )
+    ), task
 
 
-def score(results: dict, label: str, bos_per_request: int) -> ModelScore:
+def _canonical_doc(doc: dict) -> dict:
+    """Section, question and 0-based answer of a logged doc of either schema."""
+    if "soru" in doc:
+        return {"section": doc["bolum"], "question": doc["soru"], "answer": int(doc["cevap"])}
+    return {"section": doc["subject"], "question": doc["question"], "answer": "ABCDE".index(doc["answer"])}
+
+
+def score(results: dict, task: str, label: str, bos_per_request: int) -> ModelScore:
     """Overall and per-section accuracy plus the per-question audit log from lm-eval's samples."""
-    samples = results["samples"][TASK_NAME]
+    samples = results["samples"][task]
     audit, by_section = [], {}
     for sample in samples:
-        doc = sample["doc"]
+        doc = _canonical_doc(sample["doc"])
         loglikelihoods = [float(r[0]) for r in sample["filtered_resps"]]
         chosen = max(range(len(loglikelihoods)), key=loglikelihoods.__getitem__)
         correct = bool(sample["acc"])
@@ -113,17 +121,17 @@ def score(results: dict, label: str, bos_per_request: int) -> ModelScore:
     for section in by_section.values():
         section["accuracy"] = section["correct"] / section["n"]
     low, high = wilson_interval(correct, n)
-    metrics = results["results"][TASK_NAME]
+    metrics = results["results"][task]
     return ModelScore(label=label, accuracy=metrics["acc,none"], accuracy_norm=metrics["acc_norm,none"], n=n,
                       ci_low=low, ci_high=high, per_section=by_section, samples=audit, bos_per_request=bos_per_request)
 
 
 def bos_count(lm, questions: pd.DataFrame) -> int:
     """BOS tokens in the encoding lm-eval uses for the first prompt (must be exactly 1)."""
-    from tr_gemma.evaluation.tasks_utils_loader import doc_to_text
+    from tr_gemma.evaluation.tasks_utils_loader import prompt
 
-    first = questions[questions["split"] == "test"].iloc[0].to_dict()
-    ids = lm.tok_encode(doc_to_text(first))
+    first = questions[questions["split"] == "test"].iloc[0]
+    ids = lm.tok_encode(prompt(first["question"], first["choices"]))
     return ids.count(lm.tokenizer.bos_token_id)
 
 
@@ -144,11 +152,12 @@ def evaluate_base_and_adapter(
             log(f"Scoring the {label} model with lm-eval {lm_eval.__version__} ...")
             lm = lm_eval_model(load_model(model_dir, adapter, settings), tokenizer, settings)
             bos = bos_count(lm, questions)
-            results = run_task(lm, questions, settings, Path(tmp) / label)
-            scores.append(score(results, label, bos))
+            results, task = run_task(lm, questions, settings, Path(tmp) / label)
+            scores.append(score(results, task, label, bos))
             log(f"{label}: accuracy {scores[-1].accuracy:.4f} on {scores[-1].n} questions")
             del lm
-    info = {"lm_eval_version": lm_eval.__version__, "task": TASK_NAME, "task_hash": task_hash(),
+    schema = schema_of(questions)
+    info = {"lm_eval_version": lm_eval.__version__, "task": schema, "task_hash": task_hash(schema),
             "num_fewshot": settings.num_fewshot, "load_in_4bit": settings.load_in_4bit}
     return scores[0], scores[1], info
 

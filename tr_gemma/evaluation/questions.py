@@ -1,7 +1,8 @@
 """Multiple-choice questions of TR-MMLU and TurkishMMLU in one canonical table.
 
 Canonical columns: `section`, `question`, `choices` (4 or 5 strings), `answer` (0-based int),
-`split` ("test" or "dev"). The two benchmarks differ:
+`split` ("test" or "dev") and `schema` (the benchmark it came in; each has its own lm-eval task).
+The two benchmarks differ:
 
 - TR-MMLU (Bayram et al. 2024, `alibayram/turkish_mmlu`): `bolum`, `soru`, `secenekler` (a list,
   a string in older revisions), `cevap` (0-based int).
@@ -22,7 +23,7 @@ from tr_gemma.errors import DataFileError, PipelineInputError
 LETTERS = "ABCDE"
 TR_MMLU_COLUMNS = ("bolum", "soru", "secenekler", "cevap")
 TURKISHMMLU_COLUMNS = ("question", "choices", "answer")
-CANONICAL = ("section", "question", "choices", "answer", "split")
+CANONICAL = ("section", "question", "choices", "answer", "split", "schema")
 
 
 def detect_schema(columns) -> str:
@@ -63,7 +64,7 @@ def canonical_questions(frame: pd.DataFrame, source: str, split: str, section: s
         if not 0 <= answer < len(choices):
             raise DataFileError(source, f"answer index {answer} outside the {len(choices)} options", row=number)
         rows.append({"section": str(sec), "question": question.strip(), "choices": [c.strip() for c in choices],
-                     "answer": answer, "split": split})
+                     "answer": answer, "split": split, "schema": schema})
     if not rows:
         raise DataFileError(source, "no questions")
     return pd.DataFrame(rows, columns=list(CANONICAL))

@@ -6,6 +6,8 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from assets._retry import HUB_RETRY
+
 from assets.partitions import model_sizes
 from resources.artifacts import ArtifactStore
 from resources.gemma_checkpoints import GemmaCheckpoints
@@ -30,6 +32,7 @@ class BaseModelConfig(dg.Config):
     kinds={"huggingface", "pytorch"},
     owners=["team:ml-platform"],
     code_version="1",
+    retry_policy=HUB_RETRY,
 )
 def base_model(
     context: dg.AssetExecutionContext,

@@ -9,6 +9,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from assets._retry import HUB_RETRY
+
 from assets._metadata import markdown_table
 from assets.base_model import read_base_model_manifest
 from assets.partitions import model_sizes
@@ -35,7 +37,13 @@ class QuestionsConfig(dg.Config):
     dev_path: str = Field(default="", description="Optional few-shot file (source=path).")
 
 
-@dg.asset(group_name="evaluation", kinds={"huggingface", "pandas"}, owners=["team:ml-platform"], code_version="1")
+@dg.asset(
+    group_name="evaluation",
+    kinds={"huggingface", "pandas"},
+    owners=["team:ml-platform"],
+    code_version="1",
+    retry_policy=HUB_RETRY,
+)
 def tr_mmlu_questions(context: dg.AssetExecutionContext, config: QuestionsConfig, hf_hub: HuggingFaceHub) -> dg.Output[pd.DataFrame]:
     """Multiple-choice questions (TR-MMLU or TurkishMMLU) in one schema: section, question,
     choices (4 or 5), answer (0-based), split (test, or dev for few-shot examples).

@@ -7,6 +7,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from assets._retry import HUB_RETRY
+
 from assets._metadata import preview_table
 from resources.artifacts import ArtifactStore
 from resources.huggingface import HuggingFaceHub
@@ -38,6 +40,7 @@ class RawInstructionsConfig(dg.Config):
     kinds={"huggingface", "pandas"},
     owners=["team:ml-platform"],
     code_version="1",
+    retry_policy=HUB_RETRY,
 )
 def raw_instructions(
     context: dg.AssetExecutionContext, config: RawInstructionsConfig, hf_hub: HuggingFaceHub

@@ -1,10 +1,31 @@
-"""Jobs users launch from the UI or the CLI."""
+"""Jobs users launch from the UI, the CLI, schedules and sensors."""
 
 import dagster as dg
 
+from assets.partitions import model_sizes
+
+# Benchmark questions come with the data: the contamination check on the chat data reads them.
+DATA = dg.AssetSelection.groups("data", "analysis") | dg.AssetSelection.assets("tr_mmlu_questions")
+MODEL = dg.AssetSelection.groups("model", "training")
+EVALUATION = dg.AssetSelection.assets("tr_mmlu_scores", "promoted_adapter")
+
 data_job = dg.define_asset_job(
     name="data_job",
-    # The benchmark questions come along: the contamination check on the chat data reads them.
-    selection=dg.AssetSelection.groups("data") | dg.AssetSelection.assets("tr_mmlu_questions"),
-    description="Load, clean and render the Turkish instruction data (and the benchmark questions).",
+    selection=DATA,
+    description="Load, clean and render the Turkish instruction data; token analysis; benchmark questions.",
+)
+
+retrain_job = dg.define_asset_job(
+    name="retrain_job",
+    selection=DATA | MODEL | EVALUATION,
+    partitions_def=model_sizes,
+    description="Full retrain of one model size: data, token analysis, base model, QLoRA adapter, "
+    "TR-MMLU scores and promotion.",
+)
+
+evaluation_job = dg.define_asset_job(
+    name="evaluation_job",
+    selection=EVALUATION | dg.AssetSelection.assets("tr_mmlu_questions"),
+    partitions_def=model_sizes,
+    description="Score the current adapter of one size on TR-MMLU and run the promotion gate.",
 )

@@ -86,16 +86,17 @@ def describe_hub_error(
         return SourceUnavailableError(
             f"Cannot load {what}: the Hub answered HTTP {status}.{tail}", retryable=True
         )
-    if _is_network_error(exc):
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"TimeoutException", "Timeout", "ConnectTimeout", "ReadTimeout"} or isinstance(exc, TimeoutError):
+        # A slow answer may pass: the asset's retry policy tries again with backoff.
         return SourceUnavailableError(
-            f"Cannot load {what}: the Hub is unreachable ({type(exc).__name__}: {exc}).{tail}",
-            retryable=True,
+            f"Cannot load {what}: the Hub did not answer in time ({type(exc).__name__}).{tail}", retryable=True
+        )
+    if names & {"ConnectError", "ConnectionError", "NetworkError", "TransportError", "gaierror"} or isinstance(
+        exc, ConnectionError
+    ):
+        # No route or no DNS: this machine has no Hub access; retrying in seconds would not help.
+        return SourceUnavailableError(
+            f"Cannot load {what}: the Hub is unreachable ({type(exc).__name__}: {exc}).{tail}", retryable=False
         )
     return exc
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    network = {"ConnectError", "ConnectionError", "TimeoutException", "Timeout", "NetworkError",
-               "TransportError", "ConnectTimeout", "ReadTimeout", "socket.gaierror", "gaierror"}
-    return bool(names & network) or isinstance(exc, (ConnectionError, TimeoutError))

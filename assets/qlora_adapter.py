@@ -11,6 +11,7 @@ from assets.partitions import model_sizes
 from resources.artifacts import ArtifactStore
 from resources.gpu import GpuResource
 from tr_gemma.errors import PipelineInputError
+from tr_gemma.training.recipe import recipes_digest
 
 
 class QLoRAConfig(dg.Config):
@@ -44,7 +45,7 @@ class QLoRAConfig(dg.Config):
     group_name="training",
     kinds={"pytorch", "peft", "huggingface"},
     owners=["team:ml-platform"],
-    code_version="1",
+    code_version=f"1-recipes-{recipes_digest()}",  # a recipe edit marks the adapters stale
     pool="gpu",
     check_specs=[dg.AssetCheckSpec("loss_is_finite", asset="qlora_adapter", blocking=True,
                                    description="Training loss and gradient norm stayed finite and did not diverge.")],

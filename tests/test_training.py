@@ -234,3 +234,17 @@ def test_killed_run_resumes_to_the_same_adapter_and_loss_history(tmp_path, tiny_
     report = json.loads((killed_dir / "report.json").read_text())
     assert report["resumed_from"] == "checkpoint-4" and report["steps"] == 6
     assert math.isfinite(report["eval_loss_before"]) and math.isfinite(report["eval_loss_after"])
+
+
+def test_editing_a_recipe_changes_the_training_code_version(tmp_path, monkeypatch):
+    import shutil
+
+    import tr_gemma.training.recipe as recipe_module
+
+    copy = tmp_path / "recipes"
+    shutil.copytree(RECIPES_DIR, copy)
+    monkeypatch.setattr(recipe_module, "RECIPES_DIR", copy)
+    before = recipe_module.recipes_digest()
+    path = copy / "gemma-3-1b.yaml"
+    path.write_text(path.read_text().replace("learning_rate: 2.0e-4", "learning_rate: 1.0e-4"))
+    assert recipe_module.recipes_digest() != before

@@ -107,6 +107,17 @@ class Recipe(_Strict):
         return self.model_copy(update={"training": training})
 
 
+def recipes_digest() -> str:
+    """Short hash of every recipe file: part of the training asset's code version, so editing a
+    recipe marks the adapters stale in the UI."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def recipe_path(size: str) -> Path:
     return RECIPES_DIR / f"gemma-3-{size}.yaml"
 

@@ -56,3 +56,9 @@ def instruction_row(**turkish) -> dict:
     for key, value in turkish.items():
         row[{"system": "system-turkish"}.get(key, f"{key}-turkish")] = value
     return row
+
+
+def step_failure_message(result) -> str:
+    """The error message of the first failed step of a `dg.materialize` result."""
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return event.step_failure_data.error.message

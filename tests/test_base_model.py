@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from assets.base_model import base_model
+from tests.conftest import step_failure_message
 from tests.tiny_gemma import save_tiny_multimodal
 from tr_gemma.checkpoints import extract_text_model
 
@@ -80,21 +81,17 @@ def test_base_model_270m_materializes_the_real_checkpoint(resources):
     assert manifest["path"] == meta["path"].value
 
 
-def failure(result):
-    return next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
-
-
 def test_embedded_source_only_has_270m(resources):
     result = dg.materialize(
         [base_model], resources=resources, partition_key="1b", raise_on_error=False,
         run_config={"ops": {"base_model": {"config": {"source": "embedded"}}}},
     )
-    assert "only has Gemma 3 270M" in failure(result)
+    assert "only has Gemma 3 270M" in step_failure_message(result)
 
 
 def test_hub_source_offline_names_the_model_and_the_alternatives(resources):
     result = dg.materialize([base_model], resources=resources, partition_key="4b", raise_on_error=False)
-    message = failure(result)
+    message = step_failure_message(result)
     assert "google/gemma-3-4b-pt" in message and "unreachable" in message
     assert "'embedded'" in message and "'path'" in message
 

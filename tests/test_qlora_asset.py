@@ -6,6 +6,7 @@ import pytest
 from assets.base_model import base_model
 from assets.qlora_adapter import qlora_adapter
 from resources.gpu import GpuInfo, GpuResource
+from tests.conftest import step_failure_message
 from tests.tiny_gemma import save_tiny_text_model
 
 
@@ -55,16 +56,12 @@ def test_training_runs_through_pipes_and_streams_metrics(trained):
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "recipe.json"} <= set(os.listdir(adapter))
 
 
-def failure(result) -> str:
-    return next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
-
-
 def test_fp16_is_refused_before_training(resources):
     result = dg.materialize(
         [qlora_adapter], resources=resources, partition_key="1b", raise_on_error=False,
         run_config={"ops": {"qlora_adapter": {"config": {"precision": "fp16"}}}},
     )
-    assert "fp16 training is refused" in failure(result)
+    assert "fp16 training is refused" in step_failure_message(result)
 
 
 def test_preflight_names_what_to_lower_when_the_gpu_is_too_small(monkeypatch):

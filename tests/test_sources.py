@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from assets.instructions import raw_instructions
-from tests.conftest import instruction_row, write_jsonl
+from tests.conftest import instruction_row, step_failure_message, write_jsonl
 from tr_gemma.embedded_data import INSTRUCTIONS_SAMPLE
 from tr_gemma.errors import SourceUnavailableError
 from tr_gemma.hub import describe_hub_error
@@ -21,11 +21,6 @@ def materialize_raw(resources, **config):
         run_config={"ops": {"raw_instructions": {"config": config}}},
         raise_on_error=False,
     )
-
-
-def failure_message(result) -> str:
-    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    return failures[0].step_failure_data.error.message
 
 
 def test_embedded_sample_is_large_varied_and_parallel():
@@ -80,7 +75,7 @@ def test_hub_source_offline_fails_fast_naming_source_reason_and_alternatives(res
     result = materialize_raw(resources, source="hub")
     elapsed = time.monotonic() - started
     assert not result.success
-    message = failure_message(result)
+    message = step_failure_message(result)
     assert "raw_instructions source 'hub' failed" in message
     assert "malhajar/alpaca-gpt4-tr" in message and "a6d4c80" in message
     assert "unreachable" in message or "offline" in message
@@ -94,7 +89,7 @@ def test_hub_resource_switched_offline_refuses_at_once(tmp_path):
 
     resources = {**build_resources(artifacts_root=str(tmp_path)), "hf_hub": HuggingFaceHub(offline=True)}
     result = materialize_raw(resources, source="hub")
-    assert "configured offline" in failure_message(result)
+    assert "configured offline" in step_failure_message(result)
 
 
 def test_gated_and_missing_repos_are_not_retried():
@@ -116,4 +111,4 @@ def test_gated_and_missing_repos_are_not_retried():
 
 def test_path_source_without_path_is_a_config_error(resources):
     result = materialize_raw(resources, source="path")
-    assert "needs config 'path'" in failure_message(result)
+    assert "needs config 'path'" in step_failure_message(result)

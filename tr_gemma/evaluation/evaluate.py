@@ -74,7 +74,8 @@ def load_model(model_dir: Path, adapter_dir: Path | None, settings: EvalSettings
 def lm_eval_model(model, tokenizer, settings: EvalSettings):
     from lm_eval.models.huggingface import HFLM
 
-    batch = settings.batch_size if settings.device == "cuda" else (settings.batch_size if settings.batch_size != "auto" else 8)
+    # lm-eval's "auto" probes GPU memory; on the CPU use a fixed batch instead.
+    batch = 8 if settings.batch_size == "auto" and settings.device != "cuda" else settings.batch_size
     return HFLM(pretrained=model, tokenizer=tokenizer, add_bos_token=True, batch_size=batch, max_batch_size=64)
 
 

@@ -23,5 +23,7 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then
   .venv/bin/python -m pip install -q "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
 fi
 # Quiet install; pip's warnings about optional local indexes are noise here.
-.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import dagster, pipelines" # fail here, not later, if the install broke
+.venv/bin/python -m pip install -q -e ".[dev,k8s]" 2>&1 | grep -v "^WARNING: Location" || true
+# dagster-k8s / dagster-postgres without their dagster==1.13.27 pin (why: the file's header).
+.venv/bin/python -m pip install -q --no-deps -r deploy/requirements-dagster-integrations.txt 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import dagster, pipelines, dagster_k8s" # fail here, not later, if the install broke

@@ -78,8 +78,40 @@ def _number(value: float) -> dict:
 
 
 def main() -> None:
-    with open_dagster_pipes() as pipes:
-        run(pipes)
+    from tr_gemma.training.distributed import placement
+
+    if placement().is_main:
+        with open_dagster_pipes() as pipes:
+            run(pipes)
+    else:  # other ranks of a multi-GPU launch train silently; rank 0 reports to Dagster
+        run(_SilentRank(_read_extras()))
+
+
+def _read_extras() -> dict:
+    """The Pipes extras, read without opening a second message channel to Dagster."""
+    from dagster_pipes import PipesDefaultContextLoader, PipesEnvVarParamsLoader
+
+    params = PipesEnvVarParamsLoader().load_context_params()
+    with PipesDefaultContextLoader().load_context(params) as data:
+        return data["extras"]
+
+
+class _SilentRank:
+    """Stands in for the Pipes context on ranks other than 0: same calls, no messages."""
+
+    class _Log:
+        def info(self, message: str) -> None:
+            pass
+
+    def __init__(self, extras: dict):
+        self.extras = extras
+        self.log = self._Log()
+
+    def report_asset_check(self, *args, **kwargs) -> None:
+        pass
+
+    def report_asset_materialization(self, *args, **kwargs) -> None:
+        pass
 
 
 if __name__ == "__main__":

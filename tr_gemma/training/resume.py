@@ -46,3 +46,11 @@ def prepare_checkpoint_dir(folder: Path, job_fingerprint: str) -> tuple[Path | N
             checkpoint.rename(aside)
             notes.append(f"incomplete {checkpoint.name} set aside as {aside.name}")
     return resume, notes
+
+
+def latest_complete(folder: Path) -> Path | None:
+    """The newest complete checkpoint in `folder`, read-only (for ranks other than 0)."""
+    if not folder.is_dir():
+        return None
+    complete = [p for p in folder.iterdir() if p.is_dir() and _CHECKPOINT.match(p.name) and is_complete(p)]
+    return max(complete, key=lambda p: int(_CHECKPOINT.match(p.name).group(1)), default=None)

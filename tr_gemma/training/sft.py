@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tr_gemma.atomic_io import atomic_directory, atomic_file
+from tr_gemma.training.distributed import Placement, per_device_accumulation, placement
 from tr_gemma.training.recipe import Recipe
 
 
@@ -35,7 +36,6 @@ class TrainingJob:
     data_version: str = "unknown"
     base_model_revision: str = "unknown"
     device: str = "auto"  # auto | cuda | cpu
-    attn_implementation: str = "sdpa"
 
     def fingerprint(self) -> str:
         payload = json.dumps(
@@ -102,23 +102,32 @@ def load_tokenizer(model_dir: Path):
     return tokenizer
 
 
-def load_quantized_model(job: TrainingJob, device: str):
+def load_quantized_model(job: TrainingJob, device: str, place: Placement | None = None):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Gemma3ForCausalLM
 
+    place = place or placement()
+    fsdp = place.distributed and place.strategy == "fsdp"
     q = job.recipe.quantization
     quantization = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=q.bnb_4bit_quant_type,
         bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
         bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+        # FSDP shards parameters of one dtype: 4-bit weights are stored packed in bf16 tensors
+        bnb_4bit_quant_storage=torch.bfloat16 if fsdp else torch.uint8,
     ) if q.load_in_4bit else None  # None: plain bf16 LoRA (a baseline, not QLoRA)
+    if device != "cuda":
+        device_map = {"": "cpu"}
+    else:
+        device_map = None if fsdp else {"": place.local_rank}  # FSDP places the shards itself
+    attn = job.recipe.training.attn_implementation if device == "cuda" else "sdpa"
     model = AutoModelForCausalLM.from_pretrained(
         job.model_dir,
         quantization_config=quantization,
         dtype=torch.bfloat16,
-        attn_implementation=job.attn_implementation,
-        device_map={"": 0} if device == "cuda" else {"": "cpu"},
+        attn_implementation=attn,
+        device_map=device_map,
     )
     if not isinstance(model, Gemma3ForCausalLM):
         raise TrainingPreflightError(
@@ -147,10 +156,12 @@ def _keep_cpu_4bit_layout(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str):
+def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str, place: Placement | None = None):
     from trl import SFTConfig
 
+    place = place or placement()
     t = recipe.training
+    gpu = device == "cuda"
     return SFTConfig(
         output_dir=str(checkpoints),
         per_device_train_batch_size=t.per_device_train_batch_size,
@@ -185,20 +196,46 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str)
         dataset_num_proc=1,
         use_cpu=device == "cpu",
         disable_tqdm=True,
+        use_liger_kernel=t.use_liger_kernel and gpu,
+        activation_offloading=t.activation_offloading and gpu,
+        # LoRA trains every adapter on every step, so DDP need not search for unused parameters
+        ddp_find_unused_parameters=False if place.distributed else None,
+        **_fsdp_arguments(place),
     )
 
 
-def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], None]) -> TrainingReport:
-    """Run (or resume) one QLoRA job and write the adapter atomically into `output_dir/adapter`."""
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
+def _fsdp_arguments(place: Placement) -> dict:
+    """FSDP with QLoRA: decoder layers sharded across the GPUs (for sizes one card cannot hold)."""
+    if not (place.distributed and place.strategy == "fsdp"):
+        return {}
+    return {
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_config": {
+            "transformer_layer_cls_to_wrap": ["Gemma3DecoderLayer"],
+            "use_orig_params": False,  # frozen 4-bit and trainable LoRA tensors live in separate flat params
+            "cpu_ram_efficient_loading": True,
+            "sync_module_states": True,
+        },
+    }
 
-    from tr_gemma.training.callbacks import LossGuard, MetricsStream
-    from tr_gemma.training.resume import prepare_checkpoint_dir
 
-    started = time.perf_counter()
-    device = resolve_device(job.device)
+@dataclass
+class PreparedTraining:
+    """A trainer ready to run, with what `train` reports on afterwards."""
+
+    trainer: object
+    tokenizer: object
+    recipe: Recipe  # the recipe as run (CPU budget, per-GPU accumulation applied)
+    device: str
+    place: Placement
+    metrics: object
+    resume_from: Path | None
+    notes: list[str]
+    has_eval: bool
+
+
+def effective_recipe(job: TrainingJob, device: str, place: Placement, log: Callable[[str], None]) -> Recipe:
+    """The job's recipe on this hardware: the CPU smoke budget, or accumulation split across GPUs."""
     recipe = job.recipe
     if device == "cpu":
         recipe = recipe.for_cpu()
@@ -207,11 +244,35 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
             f"({recipe.training.max_steps} steps of {recipe.training.max_length} tokens); "
             "bitsandbytes NF4 runs here, slowly. Use a GPU for a real run."
         )
-    elif not torch.cuda.is_bf16_supported():
+    accumulation, note = per_device_accumulation(recipe.training.gradient_accumulation_steps, place.world_size)
+    if note:
+        log(note)
+        training = recipe.training.model_copy(update={"gradient_accumulation_steps": accumulation})
+        recipe = recipe.model_copy(update={"training": training})
+    return recipe
+
+
+def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], None],
+                     extra_callbacks: list | None = None) -> PreparedTraining:
+    """Load data, the 4-bit model and the adapter config into a trainer (no step taken yet)."""
+    import torch
+    from accelerate import PartialState
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    from tr_gemma.training.callbacks import LossGuard, MetricsStream
+    from tr_gemma.training.resume import prepare_checkpoint_dir
+
+    device = resolve_device(job.device)
+    place = placement()
+    if device == "cuda" and not torch.cuda.is_bf16_supported():
         raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
+    recipe = effective_recipe(job, device, place, log)
 
     checkpoints = job.output_dir / "checkpoints"
-    resume_from, notes = prepare_checkpoint_dir(checkpoints, job.fingerprint())
+    with PartialState().main_process_first():  # rank 0 sets incomplete checkpoints aside first
+        resume_from, notes = prepare_checkpoint_dir(checkpoints, job.fingerprint()) if place.is_main \
+            else _resume_point(checkpoints)
     for note in notes:
         log(note)
 
@@ -221,7 +282,7 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     eval_rows = conversations(job.data_path, "eval")
     if not train_rows:
         raise TrainingPreflightError(f"{job.data_path} has no training rows")
-    model = load_quantized_model(job, device)
+    model = load_quantized_model(replace_recipe(job, recipe), device, place)
     lora = recipe.lora
     peft_config = LoraConfig(
         r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
@@ -230,34 +291,51 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     metrics = MetricsStream(emit, lambda: peak_memory_gib(device))
     trainer = _qlora_trainer(
         model=model,
-        args=sft_config(job, recipe, checkpoints, device),
+        args=sft_config(job, recipe, checkpoints, device, place),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[LossGuard(), metrics],
+        callbacks=[LossGuard(), metrics, *(extra_callbacks or [])],
     )
+    return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
+
+
+def replace_recipe(job: TrainingJob, recipe: Recipe) -> TrainingJob:
+    from dataclasses import replace
+
+    return replace(job, recipe=recipe)
+
+
+def _resume_point(checkpoints: Path) -> tuple[Path | None, list[str]]:
+    """Other ranks resume from the checkpoint rank 0 chose (it has set incomplete ones aside)."""
+    from tr_gemma.training.resume import latest_complete
+
+    return latest_complete(checkpoints), []
+
+
+def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], None]) -> TrainingReport:
+    """Run (or resume) one QLoRA job and write the adapter atomically into `output_dir/adapter`."""
+    started = time.perf_counter()
+    prepared = prepare_training(job, emit, log)
+    trainer, recipe, device = prepared.trainer, prepared.recipe, prepared.device
+    lora, resume_from = recipe.lora, prepared.resume_from
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     log(f"LoRA r={lora.r} alpha={lora.lora_alpha}: {trainable:,} trainable of {total:,} parameters")
 
-    eval_before = _eval_loss_before(trainer, job.output_dir, resume_from, log)
+    eval_before = _eval_loss_before(trainer, job.output_dir, resume_from, log, prepared.place.is_main)
     if resume_from:
         log(f"Resuming from {resume_from.name}")
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    eval_after = trainer.evaluate()["eval_loss"] if eval_rows else math.nan
+    eval_after = trainer.evaluate()["eval_loss"] if prepared.has_eval else math.nan
 
     adapter_dir = job.output_dir / "adapter"
-    with atomic_directory(adapter_dir, replace=True) as staging:
-        trainer.model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        (staging / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=2))
-
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    speeds = sorted(metrics.speeds[1:] or metrics.speeds)  # the first step includes warm-up
+    speeds = sorted(prepared.metrics.speeds[1:] or prepared.metrics.speeds)  # the first step includes warm-up
     report = TrainingReport(
         adapter_dir=str(adapter_dir),
-        device=torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        device=_device_name(device, prepared.place),
         steps=trainer.state.global_step,
         trainable_parameters=trainable,
         total_parameters=total,
@@ -269,12 +347,32 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         wall_seconds=time.perf_counter() - started,
         resumed_from=resume_from.name if resume_from else None,
         loss_history=[{k: e[k] for k in ("step", "loss", "learning_rate", "grad_norm") if k in e} for e in history],
-        notes=notes,
+        notes=prepared.notes,
     )
-    with atomic_file(job.output_dir / "report.json") as staging:
-        staging.write_text(json.dumps(report.__dict__, indent=2))
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the job is done; its adapter is in place
+    if prepared.place.strategy == "fsdp" and prepared.place.distributed:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")  # gather the adapter
+    state_dict = trainer.accelerator.get_state_dict(trainer.model) if prepared.place.distributed else None
+    if prepared.place.is_main:  # one writer; the other ranks only trained
+        with atomic_directory(adapter_dir, replace=True) as staging:
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(
+                staging, safe_serialization=True, state_dict=state_dict)
+            prepared.tokenizer.save_pretrained(staging)
+            (staging / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=2))
+        with atomic_file(job.output_dir / "report.json") as staging:
+            staging.write_text(json.dumps(report.__dict__, indent=2))
+        shutil.rmtree(job.output_dir / "checkpoints", ignore_errors=True)  # done; the adapter is in place
+    if prepared.place.distributed:
+        trainer.accelerator.wait_for_everyone()
     return report
+
+
+def _device_name(device: str, place: Placement) -> str:
+    import torch
+
+    if device != "cuda":
+        return "cpu"
+    name = torch.cuda.get_device_name()
+    return f"{place.world_size} x {name} ({place.strategy})" if place.distributed else name
 
 
 def _qlora_trainer_class():
@@ -302,7 +400,7 @@ def _qlora_trainer(**kwargs):
     return _qlora_trainer_class()(**kwargs)
 
 
-def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log) -> float:
+def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log, is_main: bool = True) -> float:
     """Held-out loss of the untrained adapter (kept across a resume so it is measured once)."""
     stored = output_dir / "checkpoints" / "eval_before.json"
     if resume_from and stored.is_file():
@@ -311,5 +409,6 @@ def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log) 
         return math.nan
     loss = trainer.evaluate()["eval_loss"]
     log(f"Eval loss before training: {loss:.4f}")
-    stored.write_text(json.dumps({"eval_loss": loss}))
+    if is_main:
+        stored.write_text(json.dumps({"eval_loss": loss}))
     return loss

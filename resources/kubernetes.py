@@ -3,21 +3,24 @@
 `KubernetesGpuLauncher` stands in for the `gpu` resource when the code location runs on a cluster
 (TR_GEMMA_DEPLOYMENT=kubernetes, see `resources.build_resources`). It answers the same calls as
 `GpuResource` (`resolve_device`, `preflight`, `run_module`), but instead of a child process it
-submits one pod per training or evaluation step through `dagster_k8s.PipesK8sClient`; logs and
-metrics stream back into the run exactly as they do locally. The run pods themselves stay on CPU
-nodes; only these pods request GPUs.
+submits one pod per step through `dagster_k8s.PipesK8sClient`; logs and metrics stream back into
+the run exactly as they do locally. The run pods themselves stay on CPU nodes; only these pods
+request GPUs.
 
 A pod's size comes from the recipe and the memory estimate (`tr_gemma.training.memory`):
 
-  GPUs         the fewest GPUs of `gpu_memory_gib` on which the step fits. Every GPU holds its own
-               micro-batch (activations, the 262k-vocabulary logits, CUDA context); only the base
-               weights and LoRA are split when there are several (FSDP, launched with torchrun). A
-               step whose per-GPU part alone does not fit fails before any pod is created.
-               `gpus_per_size` asks for more GPUs (throughput), never fewer than needed.
-  host memory  the bf16 checkpoint (read on the host before quantising) + 8 GiB per GPU process
+  GPUs         training: the fewest GPUs of `gpu_memory_gib` on which the step fits. Every GPU
+               holds its own micro-batch (activations, the 262k-vocabulary logits, CUDA context);
+               only the base weights and LoRA are split when there are several (FSDP, launched
+               with torchrun). A step whose per-GPU part alone does not fit fails before any pod
+               is created. `gpus_per_size` asks for more GPUs (throughput), never fewer.
+               evaluation: one GPU holding the weights (NF4, or bf16 without load_in_4bit).
+               any other Pipes module: one GPU with bf16 weights when its extras ask for
+               device "cuda", else a CPU pod (two bf16 copies in host memory, e.g. a merge).
+  host memory  the bf16 checkpoint (read on the host before quantising) + 8 GiB per process
                + the /dev/shm volume; request = limit, so a multi-hour run is never evicted for a
                neighbour's burst.
-  CPUs         `cpus_per_gpu` per GPU (request only: no CPU limit, no throttling).
+  CPUs         `cpus_per_gpu` per process (request only: no CPU limit, no throttling).
 
 dagster_k8s and the kubernetes client are imported only when a pod is launched, so loading the
 code location stays fast in every deployment.
@@ -32,9 +35,10 @@ from typing import Literal, Optional
 import dagster as dg
 from pydantic import Field
 
+from tr_gemma.training.distributed import STRATEGY_ENV
+
 GIB = 2**30
 DEPLOYMENT_ENV = "TR_GEMMA_DEPLOYMENT"
-DISTRIBUTED_STRATEGY_ENV = "TR_GEMMA_DISTRIBUTED_STRATEGY"  # read by tr_gemma.training.distributed
 PER_PROCESS_HOST_BYTES = 8 * GIB  # Python, CUDA context, tokenizer, data loading, Pipes
 EVALUATION_WORKING_BYTES = 4 * GIB  # lm-eval's scoring batches ('auto' batch size fills what is left)
 MIN_HOST_MEMORY_GIB = 16
@@ -110,20 +114,20 @@ class KubernetesGpuLauncher(dg.ConfigurableResource):
         return "cuda"
 
     def run_module(self, context: dg.AssetExecutionContext, module: str, extras: dict) -> dg.PipesClientCompletedInvocation:
-        """Run `python -m module` (torchrun on several GPUs) in a GPU pod as a Pipes session."""
+        """Run `python -m module` (torchrun on several GPUs) in its own pod as a Pipes session."""
         from dagster_k8s import PipesK8sClient
         from kubernetes.client.exceptions import ApiException
 
         size = context.partition_key
         self._refuse_unmounted_paths(extras)
         plan = plan_pod(self, size, module, recipe=extras.get("recipe"),
-                        text_config=_checkpoint_text_config(extras.get("model_dir")),
-                        load_in_4bit=bool(extras.get("load_in_4bit", True)))
+                        text_config=_checkpoint_text_config(extras.get("model_dir") or extras.get("base_model_dir")),
+                        load_in_4bit=bool(extras.get("load_in_4bit", True)), device=extras.get("device", "cpu"))
         image = self.image or _code_location_image(context)
         if not image:
             raise dg.Failure("Kubernetes launcher: no image for the GPU pod. Set TR_GEMMA_K8S_IMAGE "
                              "(the run has no code-location image to reuse).", allow_retries=False)
-        context.log.info(f"GPU pod for {plan.role} of Gemma 3 {size}: {plan.describe()}; image {image}.")
+        context.log.info(f"Pod for {plan.role} ({module}) of Gemma 3 {size}: {plan.describe()}; image {image}.")
         client = PipesK8sClient(kubeconfig_file=self.kubeconfig_file or None, poll_interval=self.poll_interval_s)
         try:
             return client.run(
@@ -173,7 +177,7 @@ class PodPlan:
 
     size: str
     module: str
-    role: Literal["training", "evaluation"]
+    role: Literal["training", "evaluation", "worker"]
     gpus: int
     per_gpu_bytes: float
     host_memory_gib: int
@@ -183,20 +187,36 @@ class PodPlan:
     @property
     def command(self) -> list[str]:
         if self.gpus > 1 and self.role == "training":
-            return ["torchrun", "--standalone", f"--nproc-per-node={self.gpus}", "-m", self.module]
+            # as GpuResource.launch_command: torchrun's module form, one process per GPU
+            return ["python", "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.gpus}",
+                    "-m", self.module]
         return ["python", "-m", self.module]
 
+    @property
+    def component(self) -> str:
+        return {"training": "trainer", "evaluation": "evaluator"}.get(self.role, "worker")
+
     def describe(self) -> str:
-        return (f"{self.gpus} GPU(s) at about {self.per_gpu_bytes / GIB:.1f} GiB each, "
-                f"{self.host_memory_gib} GiB host memory, {self.cpus} CPUs (estimate {self.estimate})")
+        gpus = f"{self.gpus} GPU(s) at about {self.per_gpu_bytes / GIB:.1f} GiB each" if self.gpus else "no GPU"
+        return f"{gpus}, {self.host_memory_gib} GiB host memory, {self.cpus} CPUs (estimate {self.estimate})"
+
+
+def step_role(module: str) -> str:
+    """training (tr_gemma.training.*), evaluation (tr_gemma.evaluation.*), else worker."""
+    for role in ("training", "evaluation"):
+        if module.startswith(f"tr_gemma.{role}."):
+            return role
+    return "worker"
 
 
 def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=None,
-             text_config: Optional[dict] = None, load_in_4bit: bool = True) -> PodPlan:
-    """Size the GPU pod of one step from the recipe and the memory estimate (module docstring).
+             text_config: Optional[dict] = None, load_in_4bit: bool = True, device: str = "cuda") -> PodPlan:
+    """Size the pod of one step from the recipe and the memory estimate (module docstring).
 
     `recipe`: a Recipe, its model_dump() (as the training asset passes it) or None (the size's
     recipe file). `text_config`: the checkpoint's config, else the published shapes of `size`.
+    `device`: what the step asked for in its extras; other modules (worker) get a GPU only for
+    "cuda" and then hold the bf16 weights, and otherwise run as a CPU pod.
     """
     from tr_gemma.training.memory import estimate_training_memory
 
@@ -206,20 +226,12 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
     training, lora = _recipe_sections(size, recipe)
     estimate = estimate_training_memory(config, training["per_device_train_batch_size"],
                                         training["max_length"], lora["r"])
+    bf16_bytes = _parameter_count(config) * 2
     usable = launcher.gpu_memory_gib * GIB * launcher.usable_memory_fraction
     gpu_text = f"{launcher.gpu_memory_gib:g} GiB GPUs ({launcher.usable_memory_fraction:.0%} usable)"
-    evaluation = ".evaluation." in f".{module}."
-    if evaluation:
-        weights = estimate.weights if load_in_4bit else _parameter_count(config) * 2
-        per_gpu = weights + estimate.fixed + EVALUATION_WORKING_BYTES
-        if per_gpu > usable:
-            raise dg.Failure(f"TR-MMLU scoring of Gemma 3 {size} needs about {per_gpu / GIB:.1f} GiB on one GPU; "
-                             f"{gpu_text} are too small. Score in 4-bit (load_in_4bit) or use larger GPUs.",
-                             allow_retries=False)
-        gpus = 1
-        described = (f"{per_gpu / GIB:.1f} GiB (weights {weights / GIB:.1f} {'NF4' if load_in_4bit else 'bf16'}, "
-                     f"fixed {estimate.fixed / GIB:.1f}, scoring batches {EVALUATION_WORKING_BYTES / GIB:.1f})")
-    else:
+    role = step_role(module)
+    host_copies = 1
+    if role == "training":
         replicated = estimate.activations + estimate.logits + estimate.fixed  # every GPU's own micro-batch
         sharded = estimate.weights + estimate.lora  # split across the pod's GPUs (FSDP)
         if replicated >= usable:
@@ -232,14 +244,29 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
         gpus = max(needed, launcher.gpus_per_size.get(size, needed))
         per_gpu = replicated + sharded / gpus
         described = estimate.describe()
+    elif role == "evaluation" or device == "cuda":
+        weights = estimate.weights if role == "evaluation" and load_in_4bit else bf16_bytes
+        per_gpu = weights + estimate.fixed + EVALUATION_WORKING_BYTES
+        if per_gpu > usable:
+            hint = "Score in 4-bit (load_in_4bit) or use larger GPUs." if role == "evaluation" else "Use larger GPUs."
+            raise dg.Failure(f"{module} for Gemma 3 {size} needs about {per_gpu / GIB:.1f} GiB on one GPU; "
+                             f"{gpu_text} are too small. {hint}", allow_retries=False)
+        gpus = 1
+        precision = "NF4" if weights is estimate.weights else "bf16"
+        described = (f"{per_gpu / GIB:.1f} GiB (weights {weights / GIB:.1f} {precision}, fixed "
+                     f"{estimate.fixed / GIB:.1f}, batches {EVALUATION_WORKING_BYTES / GIB:.1f})")
+    else:  # a CPU step (e.g. merging an adapter into a bf16 copy): base and result in host memory
+        gpus, per_gpu, host_copies = 0, 0.0, 2
+        described = f"CPU, {host_copies} bf16 copies of {bf16_bytes / GIB:.1f} GiB in host memory"
     if gpus > launcher.max_gpus_per_pod:
         raise dg.Failure(f"Gemma 3 {size} needs {gpus} of the {gpu_text} in one pod, more than "
                          f"max_gpus_per_pod={launcher.max_gpus_per_pod}.", allow_retries=False)
-    host_bytes = _parameter_count(config) * 2 + PER_PROCESS_HOST_BYTES * gpus + launcher.shm_size_gib * GIB
+    processes = max(gpus, 1)
+    host_bytes = bf16_bytes * host_copies + PER_PROCESS_HOST_BYTES * processes + launcher.shm_size_gib * GIB
     return PodPlan(
-        size=size, module=module, role="evaluation" if evaluation else "training", gpus=gpus,
-        per_gpu_bytes=per_gpu, host_memory_gib=max(MIN_HOST_MEMORY_GIB, math.ceil(host_bytes / GIB)),
-        cpus=launcher.cpus_per_gpu * gpus, estimate=described,
+        size=size, module=module, role=role, gpus=gpus, per_gpu_bytes=per_gpu,
+        host_memory_gib=max(MIN_HOST_MEMORY_GIB, math.ceil(host_bytes / GIB)),
+        cpus=launcher.cpus_per_gpu * processes, estimate=described,
     )
 
 
@@ -258,25 +285,23 @@ def pod_spec(launcher: KubernetesGpuLauncher, plan: PodPlan, image: str) -> dict
             "name": launcher.hf_token_secret_name, "key": launcher.hf_token_secret_key, "optional": True}}},
     ]
     if plan.gpus > 1 and plan.role == "training":
-        env.append({"name": DISTRIBUTED_STRATEGY_ENV, "value": "fsdp"})  # the weights are what is split
+        env.append({"name": STRATEGY_ENV, "value": "fsdp"})  # the weights are what is split
     env += [{"name": key, "value": value} for key, value in launcher.extra_env.items()]
     memory = f"{plan.host_memory_gib}Gi"
+    requests, limits = {"memory": memory, "cpu": str(plan.cpus)}, {"memory": memory}
+    if plan.gpus:
+        requests[launcher.gpu_resource_name] = limits[launcher.gpu_resource_name] = str(plan.gpus)
     spec = {
         "restartPolicy": "Never",
-        "nodeSelector": dict(launcher.gpu_node_selector),
-        "tolerations": [parse_toleration(t) for t in launcher.gpu_tolerations],
         "securityContext": {"runAsUser": launcher.run_as_user, "runAsGroup": launcher.run_as_user,
                             "fsGroup": launcher.run_as_user},
         "containers": [{
-            "name": "trainer" if plan.role == "training" else "evaluator",
+            "name": plan.component,
             "image": image,
             "imagePullPolicy": launcher.image_pull_policy,
             "command": plan.command,
             "env": env,
-            "resources": {
-                "requests": {launcher.gpu_resource_name: str(plan.gpus), "memory": memory, "cpu": str(plan.cpus)},
-                "limits": {launcher.gpu_resource_name: str(plan.gpus), "memory": memory},
-            },
+            "resources": {"requests": requests, "limits": limits},
             "volumeMounts": [
                 {"name": "artifacts", "mountPath": launcher.artifacts_mount_path},
                 {"name": "model-cache", "mountPath": launcher.cache_mount_path},
@@ -290,6 +315,9 @@ def pod_spec(launcher: KubernetesGpuLauncher, plan: PodPlan, image: str) -> dict
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{launcher.shm_size_gib}Gi"}},
         ],
     }
+    if plan.gpus:  # CPU pods go wherever the scheduler puts them, never onto the GPU pool
+        spec["nodeSelector"] = dict(launcher.gpu_node_selector)
+        spec["tolerations"] = [parse_toleration(t) for t in launcher.gpu_tolerations]
     if launcher.service_account_name:
         spec["serviceAccountName"] = launcher.service_account_name
     if launcher.image_pull_secrets:
@@ -300,16 +328,16 @@ def pod_spec(launcher: KubernetesGpuLauncher, plan: PodPlan, image: str) -> dict
 def pod_meta(plan: PodPlan) -> dict:
     return {"labels": {
         "app.kubernetes.io/name": "tr-gemma",
-        "app.kubernetes.io/component": "trainer" if plan.role == "training" else "evaluator",
+        "app.kubernetes.io/component": plan.component,
         "tr-gemma/model-size": plan.size,
     }}
 
 
 def build_trainer_pod_spec(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=None,
                            text_config: Optional[dict] = None, load_in_4bit: bool = True,
-                           image: Optional[str] = None) -> dict:
+                           image: Optional[str] = None, device: str = "cuda") -> dict:
     """The PodSpec the launcher would submit for `module` on `size` (no cluster needed)."""
-    plan = plan_pod(launcher, size, module, recipe, text_config, load_in_4bit)
+    plan = plan_pod(launcher, size, module, recipe, text_config, load_in_4bit, device)
     return pod_spec(launcher, plan, image or launcher.image)
 
 

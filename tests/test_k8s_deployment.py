@@ -141,7 +141,7 @@ def test_smaller_gpus_split_the_weights_over_several_gpus_with_torchrun():
 
     spec = build_trainer_pod_spec(launcher, "27b", TRAIN)
     (container,) = spec["containers"]
-    assert container["command"] == ["torchrun", "--standalone", "--nproc-per-node=5", "-m", TRAIN]
+    assert container["command"] == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=5", "-m", TRAIN]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "5"
     assert container["resources"]["requests"]["cpu"] == "40"
     assert {"name": "TR_GEMMA_DISTRIBUTED_STRATEGY", "value": "fsdp"} in container["env"]
@@ -194,6 +194,19 @@ def test_scoring_in_bf16_needs_the_full_weights():
         plan_pod(launcher, "27b", EVAL, load_in_4bit=False)
     bf16 = plan_pod(KubernetesGpuLauncher(image=IMAGE), "27b", EVAL, load_in_4bit=False)
     assert bf16.per_gpu_bytes > _bf16_checkpoint_bytes("27b")
+
+
+def test_other_pipes_steps_get_a_gpu_only_when_they_ask_for_cuda():
+    """E.g. the hand-off: merging into a bf16 copy runs on the CPU, generation on one GPU."""
+    launcher = KubernetesGpuLauncher(image=IMAGE)
+    merge = build_trainer_pod_spec(launcher, "27b", "tr_gemma.handoff.pipes_main", device="cpu")
+    (container,) = merge["containers"]
+    assert "nvidia.com/gpu" not in container["resources"]["requests"] | container["resources"]["limits"]
+    assert "nodeSelector" not in merge and "tolerations" not in merge
+    assert _gib(container["resources"]["limits"]["memory"]) * GIB >= 2 * _bf16_checkpoint_bytes("27b")
+    generate = plan_pod(launcher, "27b", "tr_gemma.handoff.pipes_main", device="cuda")
+    assert (generate.gpus, generate.role, generate.component) == (1, "worker", "worker")
+    assert generate.per_gpu_bytes > _bf16_checkpoint_bytes("27b")
 
 
 def test_tolerations_use_kubectl_taint_syntax():
@@ -377,6 +390,19 @@ def test_run_module_submits_an_evaluator_pod_for_scoring(api_server, tmp_path):
     (container,) = pod["spec"]["containers"]
     assert container["command"] == ["python", "-m", EVAL]
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "memory": f"{plan_pod(launcher, '27b', EVAL).host_memory_gib}Gi"}
+
+
+def test_run_module_submits_a_cpu_pod_for_a_step_without_a_device(api_server, tmp_path):
+    launcher = KubernetesGpuLauncher(image=IMAGE, namespace="tr-gemma", kubeconfig_file=api_server.kubeconfig(tmp_path))
+    extras = {"task": "merge", "model_dir": "/data/cache/tr_gemma/hub/gemma-3-4b-pt",
+              "adapter_dir": "/data/artifacts/qlora_adapter/4b/adapter", "output_dir": "/data/artifacts/merged_model/4b"}
+    result = _launch(launcher, extras, size="4b", module="tr_gemma.handoff.pipes_main")
+    assert "Kubernetes refused to create the worker pod" in step_failure_message(result)
+    (_, _, body), = api_server.requests
+    pod = json.loads(body)
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    assert b"nvidia.com/gpu" not in body
+    assert "nodeSelector" not in pod["spec"]
 
 
 def test_files_outside_the_mounted_volumes_are_refused_before_any_pod(api_server, tmp_path):

@@ -96,6 +96,11 @@ class CleaningConfig(dg.Config):
         default=True, description="Drop rows with AI-identity boilerplate ('bir yapay zeka dil modeli olarak')."
     )
     max_chars_per_field: int = Field(default=20_000, gt=0, description="Longer fields are rejected.")
+    min_turkish_share: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Rows whose share of Turkish among language-marking words is lower are rejected as "
+        "not_turkish (left untranslated); 0 turns the rule off.",
+    )
     max_drop_rate: float = Field(default=0.2, ge=0, le=1, description="Gate: share of rows dropped.")
     max_duplicate_rate: float = Field(default=0.05, ge=0, le=1, description="Gate: share of duplicate rows.")
 
@@ -119,15 +124,16 @@ def clean_instructions(
     """Turkish-only instructions (`system`, `instruction`, `input`, `output`), NFC-normalised.
 
     Rows are dropped for: null or empty instruction/output, invalid Unicode, mojibake ("Ã¼"),
-    literal Gemma control tokens, over-long fields, AI-identity boilerplate (optional) and exact
-    duplicates after normalisation. Every dropped row is saved to `rejects.jsonl` with its reason.
+    literal Gemma control tokens, over-long fields, rows left in another language (not_turkish),
+    AI-identity boilerplate (optional) and exact duplicates after normalisation. Every dropped row is saved to `rejects.jsonl` with its reason.
     """
     missing = [c for c in REQUIRED_RAW_COLUMNS if c not in raw_instructions.columns]
     if missing:
         raise dg.Failure(f"raw_instructions lacks Turkish column(s) {missing}.", allow_retries=False)
     result = run_cleaning(
         raw_instructions,
-        CleaningRules(drop_ai_identity=config.drop_ai_identity, max_chars_per_field=config.max_chars_per_field),
+        CleaningRules(drop_ai_identity=config.drop_ai_identity, max_chars_per_field=config.max_chars_per_field,
+                      min_turkish_share=config.min_turkish_share),
     )
     counts = result.counts
     if result.clean.empty:

@@ -61,6 +61,12 @@ class GemmaCheckpoints(dg.ConfigurableResource):
             folder = Path(path).expanduser().resolve()
             if not (folder / "config.json").is_file():
                 raise PipelineInputError(f"base_model: '{folder}' has no config.json (not a HF checkpoint folder).")
+            if not any(folder.glob("*.safetensors")):
+                # Pickled weights (.bin, .pt) can run code when loaded: safetensors only.
+                raise PipelineInputError(
+                    f"base_model: '{folder}' has no *.safetensors weights; only safetensors checkpoints are "
+                    "loaded. Re-save it with save_pretrained(..., safe_serialization=True)."
+                )
             import json
 
             if json.loads((folder / "config.json").read_text()).get("model_type") == "gemma3":

@@ -24,6 +24,30 @@ def gemma_tokenizer(gemma_tokenizer_dir):
     return AutoTokenizer.from_pretrained(gemma_tokenizer_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, gemma_tokenizer_dir) -> Path:
+    """A tiny random Gemma3ForCausalLM with the real tokenizer (trains in seconds on the CPU)."""
+    from tests.tiny_gemma import save_tiny_text_model
+
+    return save_tiny_text_model(tmp_path_factory.mktemp("tiny") / "model", gemma_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def chat_parquet(tmp_path_factory) -> Path:
+    """A small chat data set in gemma_chat_dataset's format (24 train, 4 eval rows)."""
+    import pandas as pd
+
+    from tr_gemma.chat_format import to_messages
+
+    rows = []
+    for i in range(28):
+        messages = to_messages("", f"{i} ile {i + 1} toplamı kaçtır?", "", f"{i} + {i + 1} = {2 * i + 1} eder.")
+        rows.append({"row_id": i, "split": "eval" if i % 7 == 0 else "train", "messages": messages, "text": ""})
+    path = tmp_path_factory.mktemp("chat") / "data.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
 @pytest.fixture
 def resources(tmp_path):
     """Project resources writing into a temporary artifact folder."""

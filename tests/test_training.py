@@ -1,45 +1,16 @@
 """The QLoRA trainer on tiny random Gemma 3 models with the real tokenizer (CPU)."""
 
 import json
-import math
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
-from tests.tiny_gemma import save_tiny_text_model, tiny_text_config
 from tr_gemma.chat_format import to_messages
 from tr_gemma.errors import PipelineInputError
 from tr_gemma.training.callbacks import LossGuard, NonFiniteLossError
 from tr_gemma.training.recipe import LORA_TARGETS, RECIPES_DIR, load_recipe
 from tr_gemma.training.resume import JOB_FILE, prepare_checkpoint_dir
 from tr_gemma.training.sft import TrainingJob, load_tokenizer, sft_config
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, gemma_tokenizer_dir):
-    return save_tiny_text_model(tmp_path_factory.mktemp("tiny") / "model", gemma_tokenizer_dir)
-
-
-@pytest.fixture(scope="module")
-def chat_parquet(tmp_path_factory):
-    """A small chat data set in gemma_chat_dataset's format (24 train, 4 eval rows)."""
-    rows = []
-    for i in range(28):
-        messages = to_messages("", f"{i} ile {i + 1} toplamı kaçtır?", "", f"{i} + {i + 1} = {2 * i + 1} eder.")
-        rows.append({"row_id": i, "split": "eval" if i % 7 == 0 else "train", "messages": messages, "text": ""})
-    path = tmp_path_factory.mktemp("chat") / "data.parquet"
-    pd.DataFrame(rows).to_parquet(path)
-    return path
-
 
 # --- recipes -------------------------------------------------------------------------------
 
@@ -177,64 +148,7 @@ def test_incomplete_and_foreign_checkpoints_are_set_aside(tmp_path):
     assert resume is None and any("different job" in note for note in notes)
 
 
-# --- real training runs ----------------------------------------------------------------------
-
-def _run_training(spec_path: Path, kill_when: Path | None = None) -> subprocess.CompletedProcess | None:
-    command = [sys.executable, "-m", "tests.train_runner", str(spec_path)]
-    if kill_when is None:
-        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while not kill_when.exists():
-        assert process.poll() is None, "training ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    return None
-
-
-def _spec(tmp_path, name, tiny_model_dir, chat_parquet, delay_s=0.0):
-    spec = {
-        "model_dir": str(tiny_model_dir), "data_path": str(chat_parquet), "output_dir": str(tmp_path / name),
-        "overrides": {"training": {"save_steps": 2, "seed": 7}, "cpu": {"max_steps": 6, "max_length": 128}},
-        "delay_s": delay_s,
-    }
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return path, tmp_path / name
-
-
-def _adapter(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(folder / "adapter" / "adapter_model.safetensors")
-
-
-def test_killed_run_resumes_to_the_same_adapter_and_loss_history(tmp_path, tiny_model_dir, chat_parquet):
-    reference_spec, reference_dir = _spec(tmp_path, "uninterrupted", tiny_model_dir, chat_parquet)
-    done = _run_training(reference_spec)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-    killed_spec, killed_dir = _spec(tmp_path, "killed", tiny_model_dir, chat_parquet, delay_s=1.5)
-    _run_training(killed_spec, kill_when=killed_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json")
-    assert not (killed_dir / "adapter").exists()  # nothing half-written where the result belongs
-
-    resumed_spec, _ = _spec(tmp_path, "killed", tiny_model_dir, chat_parquet)
-    done = _run_training(resumed_spec)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Resuming from checkpoint-4" in done.stdout
-
-    reference, resumed = _adapter(reference_dir), _adapter(killed_dir)
-    assert reference.keys() == resumed.keys()
-    for name in reference:
-        assert torch.equal(reference[name], resumed[name]), name
-    history = lambda d: json.loads((d / "report.json").read_text())["loss_history"]  # noqa: E731
-    assert history(reference_dir) == history(killed_dir)
-    report = json.loads((killed_dir / "report.json").read_text())
-    assert report["resumed_from"] == "checkpoint-4" and report["steps"] == 6
-    assert math.isfinite(report["eval_loss_before"]) and math.isfinite(report["eval_loss_after"])
-
+# --- recipes in the code version -----------------------------------------------------------
 
 def test_editing_a_recipe_changes_the_training_code_version(tmp_path, monkeypatch):
     import shutil

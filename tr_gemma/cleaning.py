@@ -1,6 +1,7 @@
 """Cleaning the Turkish instruction data: select Turkish columns, normalise, drop bad rows.
 
-Every dropped row keeps a reason, so nothing disappears silently. Rules run in a fixed order and
+Every dropped row keeps a reason, so nothing disappears silently (rows left in English, for
+example, are rejected as `not_turkish`). Rules run in a fixed order and
 a row is attributed to the first rule it breaks.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tr_gemma.schema import CLEAN_COLUMNS, SYSTEM_FIELDS, TURKISH_FIELDS
-from tr_gemma.text_normalization import invalid_unicode_reason, looks_mojibake, nfc, turkish_lower
+from tr_gemma.text_normalization import invalid_unicode_reason, looks_mojibake, nfc, turkish_lower, turkish_share
 
 REJECT_REASONS = (
     "null_field",
@@ -22,6 +23,7 @@ REJECT_REASONS = (
     "empty_field",
     "control_token",
     "too_long",
+    "not_turkish",
     "ai_identity",
     "duplicate",
 )
@@ -35,10 +37,17 @@ _AI_IDENTITY = re.compile(
 _CONTROL_TOKENS = re.compile(r"<(bos|eos|pad|start_of_turn|end_of_turn|start_of_image|end_of_image)>")
 
 
+# Fewer language-marking words than this (a number, a name, a code snippet) is too little to judge.
+_MIN_MARKED_WORDS = 3
+
+
 @dataclass(frozen=True)
 class CleaningRules:
     drop_ai_identity: bool = True
     max_chars_per_field: int = 20_000
+    # Rows whose Turkish-marked share of language-marking words is below this were left
+    # untranslated (see text_normalization.turkish_share); 0 switches the rule off.
+    min_turkish_share: float = 0.5
 
 
 @dataclass
@@ -125,6 +134,9 @@ def _content_violation(record: dict, rules: CleaningRules) -> tuple[str | None, 
             return "control_token", f"{field} contains a literal Gemma control token"
         if len(record[field]) > rules.max_chars_per_field:
             return "too_long", f"{field} has {len(record[field])} characters"
+    share, marked = turkish_share(" ".join(record[f] for f in ("system", "instruction", "input", "output")))
+    if share is not None and marked >= _MIN_MARKED_WORDS and share < rules.min_turkish_share:
+        return "not_turkish", f"Turkish share {share:.2f} of {marked} marking words (limit {rules.min_turkish_share})"
     if rules.drop_ai_identity:
         for field in ("instruction", "output"):
             if _AI_IDENTITY.search(turkish_lower(record[field])):

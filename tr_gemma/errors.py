@@ -30,3 +30,10 @@ class SourceUnavailableError(RuntimeError):
     def __init__(self, message: str, retryable: bool):
         super().__init__(message)
         self.retryable = retryable
+
+
+class DiskFullError(OSError):
+    """The disk filled up (ENOSPC) while writing a result; the message names what and how much is free.
+
+    Subclasses OSError with errno ENOSPC, so code that handles OSError still sees one.
+    """

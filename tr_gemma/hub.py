@@ -39,30 +39,38 @@ def probe_repo(
         else:
             info = api.model_info(repo_id, revision=revision, timeout=timeout_s, token=token)
     except Exception as exc:  # classified below; anything else is re-raised unchanged
-        raise describe_hub_error(exc, repo_id, revision, repo_type, alternatives) from None
+        raise describe_hub_error(exc, repo_id, revision, repo_type, alternatives, token_set=bool(token)) from None
     return RepoRevision(repo_id=repo_id, requested_revision=revision, sha=info.sha or revision)
 
 
 def describe_hub_error(
-    exc: BaseException, repo_id: str, revision: str, repo_type: str, alternatives: str = ""
+    exc: BaseException, repo_id: str, revision: str, repo_type: str, alternatives: str = "",
+    token_set: bool | None = None,
 ) -> BaseException:
     """Turn a huggingface_hub / network exception into a `SourceUnavailableError`.
 
     The token is never part of the message: only the repo, the revision and the reason.
+    `token_set=False` says the request went without HF_TOKEN, the usual cause of a gated or
+    "missing" repo, so the message tells how to set it.
     """
     from huggingface_hub import errors as hub_errors
 
     what = f"Hugging Face Hub {repo_type} '{repo_id}' at revision '{revision}'"
     tail = f" {alternatives}" if alternatives else ""
+    url = f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+    no_token = (
+        " HF_TOKEN is not set: create a read token at https://huggingface.co/settings/tokens and "
+        "export HF_TOKEN=<token> in the environment that starts Dagster."
+        if token_set is False else ""
+    )
     if isinstance(exc, hub_errors.OfflineModeIsEnabled):
         return SourceUnavailableError(
             f"Cannot load {what}: offline mode is on (HF_HUB_OFFLINE=1).{tail}", retryable=False
         )
     if isinstance(exc, hub_errors.GatedRepoError):
         return SourceUnavailableError(
-            f"Cannot load {what}: the repository is gated. Accept its licence on "
-            f"https://huggingface.co/{'datasets/' if repo_type == 'dataset' else ''}{repo_id} with the "
-            f"account that owns HF_TOKEN, and set HF_TOKEN in the environment.{tail}",
+            f"Cannot load {what}: the repository is gated. Accept its licence on {url} with the "
+            f"account that owns HF_TOKEN, and set HF_TOKEN in the environment.{no_token}{tail}",
             retryable=False,
         )
     if isinstance(exc, hub_errors.RevisionNotFoundError):
@@ -73,14 +81,14 @@ def describe_hub_error(
     if isinstance(exc, hub_errors.RepositoryNotFoundError):
         return SourceUnavailableError(
             f"Cannot load {what}: the repository does not exist or is private (check the id's "
-            f"spelling, and HF_TOKEN for private repos).{tail}",
+            f"spelling, and HF_TOKEN for private repos).{no_token}{tail}",
             retryable=False,
         )
     if isinstance(exc, hub_errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):
             return SourceUnavailableError(
-                f"Cannot load {what}: access denied (HTTP {status}); check HF_TOKEN.{tail}",
+                f"Cannot load {what}: access denied (HTTP {status}); check HF_TOKEN.{no_token}{tail}",
                 retryable=False,
             )
         return SourceUnavailableError(

@@ -63,10 +63,13 @@ def load_model(model_dir: Path, adapter_dir: Path | None, settings: EvalSettings
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, quantization_config=quantization, dtype=torch.bfloat16 if settings.load_in_4bit else torch.float32,
         device_map={"": 0} if settings.device == "cuda" else {"": "cpu"},
+        use_safetensors=True,  # never unpickle a .bin checkpoint (pickles can run code)
     )
     if adapter_dir is not None:
         from peft import PeftModel
 
+        if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():
+            raise FileNotFoundError(f"{adapter_dir} has no adapter_model.safetensors; only safetensors adapters are loaded")
         model = PeftModel.from_pretrained(model, adapter_dir)
     return model.eval()
 

@@ -3,7 +3,7 @@
 A checkpoint is complete when it holds `trainer_state.json` (the Trainer writes it last) and the
 adapter weights. Incomplete ones (a run killed mid-save) are renamed aside, never loaded. A
 checkpoint folder written for another recipe, data version or base model is set aside too, so a
-retrain on new data never resumes an old run.
+retrain on new data never resumes an old run, and so is one without this pipeline's job record.
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def prepare_checkpoint_dir(folder: Path, job_fingerprint: str) -> tuple[Path | N
         folder.rename(retired)
         folder.mkdir()
         notes.append(f"checkpoints of a different job moved to {retired.name}")
+    elif not job_file.is_file() and any(_CHECKPOINT.match(p.name) for p in folder.iterdir()):
+        # This pipeline writes job.json before its first checkpoint: checkpoints without it came
+        # from elsewhere (copied in, another tool) and are never resumed from.
+        retired = folder.with_name(f"{folder.name}.unknown-origin-{int(time.time())}")
+        folder.rename(retired)
+        folder.mkdir()
+        notes.append(f"checkpoints not written by this pipeline (no {JOB_FILE}) moved to {retired.name}")
     job_file.write_text(json.dumps({"fingerprint": job_fingerprint}))
 
     candidates = sorted(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tr_gemma.atomic_io import atomic_directory, atomic_file
+from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement
 from tr_gemma.training.recipe import Recipe
 
@@ -128,6 +128,7 @@ def load_quantized_model(job: TrainingJob, device: str, place: Placement | None 
         dtype=torch.bfloat16,
         attn_implementation=attn,
         device_map=device_map,
+        use_safetensors=True,  # never unpickle a .bin checkpoint (pickles can run code)
     )
     if not isinstance(model, Gemma3ForCausalLM):
         raise TrainingPreflightError(
@@ -392,6 +393,19 @@ def _qlora_trainer_class():
             for name, param in self.model.named_parameters():
                 if name in dtypes and param.dtype != dtypes[name]:
                     param.data = param.data.to(dtypes[name])
+
+        def _save_checkpoint(self, model, trial):
+            # A full disk mid-save leaves checkpoint-N incomplete: say so, not a bare errno 28.
+            try:
+                super()._save_checkpoint(model, trial)
+            except OSError as exc:
+                step = self.state.global_step
+                full = disk_full(exc, Path(self.args.output_dir) / f"checkpoint-{step}", f"checkpoint-{step}",
+                                 f"The earlier checkpoints are intact; the next run sets checkpoint-{step} aside "
+                                 "and resumes from the last complete one.")
+                if full is None:
+                    raise
+                raise full from exc
 
     return QLoRATrainer
 

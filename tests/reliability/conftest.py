@@ -1,0 +1,65 @@
+"""Helpers of the reliability suite: training runs in a child process that tests can kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# A token value that must never show up in a log, a file, metadata or an error message.
+PLANTED_TOKEN = "hf_plantedSENTINELtoken8f3a1c2e9b7d"
+TINY_RUN = {"training": {"save_steps": 1, "seed": 7}, "cpu": {"max_steps": 4, "max_length": 128}}
+
+
+def training_spec(folder: Path, name: str, model_dir: Path, data_path: Path, **options) -> Path:
+    """A job file for tests.train_runner: 4 CPU steps, a checkpoint after every step."""
+    spec = {"model_dir": str(model_dir), "data_path": str(data_path), "output_dir": str(folder / name),
+            "overrides": TINY_RUN, **options}
+    path = folder / f"{name}-{len(list(folder.glob(f'{name}-*.json')))}.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def run_training(spec_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.train_runner", str(spec_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def run_training_until_paused(spec_path: Path, env: dict | None = None) -> str:
+    """Start a run that pauses itself (pause_after_step / pause_in_save), SIGKILL it there.
+
+    Returns the run's output up to the kill.
+    """
+    spec = json.loads(spec_path.read_text())
+    marker = Path(spec["output_dir"]) / "paused"
+    log = spec_path.with_suffix(".log")
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "tests.train_runner", str(spec_path)], cwd=ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            assert process.poll() is None, "training ended before it could be killed:\n" + log.read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    marker.unlink()
+    return log.read_text()
+
+
+@pytest.fixture
+def fast_datasets(monkeypatch):
+    """In-process training without `datasets` pickling the tokenizer (see tests.train_runner)."""
+    from tests.train_runner import fast_in_memory_datasets
+
+    fast_in_memory_datasets(monkeypatch.setattr)
+
+
+def files_containing(root: Path, needle: str) -> list[str]:
+    """Every file under `root` whose bytes contain `needle` (binary files included)."""
+    return [str(p) for p in Path(root).rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]

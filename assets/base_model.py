@@ -12,7 +12,7 @@ from assets.partitions import model_sizes
 from resources.artifacts import ArtifactStore
 from resources.gemma_checkpoints import GemmaCheckpoints
 from tr_gemma.atomic_io import atomic_file
-from tr_gemma.errors import PipelineInputError, SourceUnavailableError
+from tr_gemma.errors import DiskFullError, PipelineInputError, SourceUnavailableError
 
 
 class BaseModelConfig(dg.Config):
@@ -60,8 +60,11 @@ def base_model(
     summary = summarize_checkpoint(resolved["path"])
     manifest = {**resolved, **summary, "size": size}
     manifest_path = artifacts.folder(context.asset_key, size) / "checkpoint.json"
-    with atomic_file(manifest_path) as staging:
-        staging.write_text(json.dumps(manifest, indent=2))
+    try:
+        with atomic_file(manifest_path) as staging:
+            staging.write_text(json.dumps(manifest, indent=2))
+    except DiskFullError as exc:  # not the transient Hub error HUB_RETRY is for
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     context.log.info(f"Gemma 3 {size}: {summary['parameters']:,} parameters at {resolved['path']}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(resolved["revision"]),

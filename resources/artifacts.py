@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import Field
 
 from tr_gemma.atomic_io import atomic_file
+from tr_gemma.errors import DiskFullError
 
 
 class ArtifactStore(dg.ConfigurableResource):
@@ -35,8 +36,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         path = self._path(context)
-        with atomic_file(path) as staging:
-            obj.to_parquet(staging, index=False)
+        try:
+            with atomic_file(path) as staging:
+                obj.to_parquet(staging, index=False)
+        except DiskFullError as exc:  # a retry in seconds would fill the same disk again
+            raise dg.Failure(str(exc), allow_retries=False) from exc
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:

@@ -13,11 +13,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # A token value that must never show up in a log, a file, metadata or an error message.
 PLANTED_TOKEN = "hf_plantedSENTINELtoken8f3a1c2e9b7d"
-TINY_RUN = {"training": {"save_steps": 1, "seed": 7}, "cpu": {"max_steps": 4, "max_length": 128}}
+# 4 CPU steps of 64 tokens, a checkpoint after every step.
+TINY_RUN = {"training": {"save_steps": 1, "seed": 7}, "cpu": {"max_steps": 4, "max_length": 64, "per_device_train_batch_size": 1}}
+
+
+def tiny_job(output_dir: Path, model_dir: Path, data_path: Path, **training):
+    """An in-process TrainingJob on the tiny run's budget, with `training` overrides."""
+    from tr_gemma.training.recipe import load_recipe
+    from tr_gemma.training.sft import TrainingJob
+
+    overrides = {"training": {**TINY_RUN["training"], **training}, "cpu": TINY_RUN["cpu"]}
+    return TrainingJob(recipe=load_recipe("270m", overrides), model_dir=model_dir, data_path=data_path,
+                       output_dir=output_dir, device="cpu")
 
 
 def training_spec(folder: Path, name: str, model_dir: Path, data_path: Path, **options) -> Path:
-    """A job file for tests.train_runner: 4 CPU steps, a checkpoint after every step."""
+    """A job file for tests.train_runner on the tiny run's budget."""
     spec = {"model_dir": str(model_dir), "data_path": str(data_path), "output_dir": str(folder / name),
             "overrides": TINY_RUN, **options}
     path = folder / f"{name}-{len(list(folder.glob(f'{name}-*.json')))}.json"
@@ -63,3 +74,13 @@ def fast_datasets(monkeypatch):
 def files_containing(root: Path, needle: str) -> list[str]:
     """Every file under `root` whose bytes contain `needle` (binary files included)."""
     return [str(p) for p in Path(root).rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def failure_chain(result) -> str:
+    """Every message of the first failed step's error and its causes (what the UI shows)."""
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error, messages = event.step_failure_data.error, []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)

@@ -14,6 +14,7 @@ from tests.reliability.conftest import (
     files_containing,
     run_training,
     run_training_until_paused,
+    tiny_job,
     training_spec,
 )
 from tr_gemma.training.resume import is_complete
@@ -66,3 +67,89 @@ def test_two_kills_resume_to_the_same_adapter_as_an_uninterrupted_run(tmp_path, 
     assert report(tmp_path / "uninterrupted")["loss_history"] == report(killed)["loss_history"]
     assert report(killed)["resumed_from"] == "checkpoint-2" and report(killed)["steps"] == 4
     assert math.isfinite(report(killed)["eval_loss_after"])
+
+
+def test_disk_full_while_writing_a_checkpoint_fails_clearly_and_keeps_the_last_good_one(
+    tmp_path, tiny_model_dir, chat_parquet, fast_datasets, monkeypatch
+):
+    import errno
+
+    from safetensors.torch import load_file
+
+    from tr_gemma.errors import DiskFullError
+    from tr_gemma.training.resume import prepare_checkpoint_dir
+    from tr_gemma.training.sft import train
+
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if "checkpoint-2" in str(f):  # the disk fills up half-way through the second checkpoint
+            with open(f, "wb") as handle:
+                handle.write(b"\0" * 64)
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    job = tiny_job(tmp_path / "out", tiny_model_dir, chat_parquet)
+    with pytest.raises(DiskFullError) as error:
+        train(job, lambda metrics: None, lambda line: None)
+    message = str(error.value)
+    assert "No space left on device while writing checkpoint-2" in message and "GiB free" in message
+    assert "earlier checkpoints are intact" in message and "resumes from the last complete one" in message
+    assert not (job.output_dir / "adapter").exists()
+
+    checkpoints = job.output_dir / "checkpoints"
+    assert is_complete(checkpoints / "checkpoint-1")
+    assert load_file(checkpoints / "checkpoint-1" / "adapter_model.safetensors")  # readable
+    torch.load(checkpoints / "checkpoint-1" / "optimizer.pt", weights_only=True)
+    resume, notes = prepare_checkpoint_dir(checkpoints, job.fingerprint())
+    assert resume.name == "checkpoint-1" and any("incomplete checkpoint-2" in n for n in notes)
+
+
+@pytest.fixture(scope="module")
+def nan_model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny model with a NaN final-norm weight: every forward pass gives NaN logits."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("nan") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["model.norm.weight"] = torch.full_like(weights["model.norm.weight"], float("nan"))
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def test_nan_loss_stops_training_at_its_step(tmp_path, nan_model_dir, chat_parquet, fast_datasets):
+    from tr_gemma.training.callbacks import NonFiniteLossError
+    from tr_gemma.training.sft import train
+
+    job = tiny_job(tmp_path / "out", nan_model_dir, chat_parquet)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 1; training stopped"):
+        train(job, lambda metrics: None, lambda line: None)
+    assert not (job.output_dir / "adapter").exists() and not (job.output_dir / "report.json").exists()
+
+
+def test_diverging_loss_stops_the_real_training_loop_at_its_step(
+    tmp_path, tiny_model_dir, chat_parquet, fast_datasets, monkeypatch
+):
+    """A tiny random model cannot really diverge (its tiny embeddings bound the logits, so its loss
+    stays near ln(vocab) even at learning rate 1), so the loss is made to grow 10x per step."""
+    from trl import SFTTrainer
+
+    from tr_gemma.training.callbacks import NonFiniteLossError
+    from tr_gemma.training.sft import train
+
+    real_loss = SFTTrainer.compute_loss
+
+    def growing_loss(self, *args, **kwargs):
+        result = real_loss(self, *args, **kwargs)
+        factor = 10.0 ** self.state.global_step  # x1 in step 1, x10 in step 2, ...
+        return (result[0] * factor, *result[1:]) if isinstance(result, tuple) else result * factor
+
+    monkeypatch.setattr(SFTTrainer, "compute_loss", growing_loss)
+    job = tiny_job(tmp_path / "out", tiny_model_dir, chat_parquet, save_steps=100)
+    with pytest.raises(NonFiniteLossError, match=r"loss diverged at step 4: .*lower the learning rate"):
+        train(job, lambda metrics: None, lambda line: None)
+    assert not (job.output_dir / "adapter").exists()

@@ -8,6 +8,7 @@ from assets.partitions import model_sizes
 DATA = dg.AssetSelection.groups("data", "analysis") | dg.AssetSelection.assets("tr_mmlu_questions")
 MODEL = dg.AssetSelection.groups("model", "training")
 EVALUATION = dg.AssetSelection.assets("tr_mmlu_scores", "promoted_adapter")
+HAND_OFF = dg.AssetSelection.groups("hand_off")
 
 data_job = dg.define_asset_job(
     name="data_job",
@@ -17,15 +18,16 @@ data_job = dg.define_asset_job(
 
 retrain_job = dg.define_asset_job(
     name="retrain_job",
-    selection=DATA | MODEL | EVALUATION,
+    selection=DATA | MODEL | EVALUATION | HAND_OFF,
     partitions_def=model_sizes,
     description="Full retrain of one model size: data, token analysis, base model, QLoRA adapter, "
-    "TR-MMLU scores and promotion.",
+    "TR-MMLU scores and promotion, then the merged model, sample answers and the model card.",
 )
 
 evaluation_job = dg.define_asset_job(
     name="evaluation_job",
-    selection=EVALUATION | dg.AssetSelection.assets("tr_mmlu_questions"),
+    selection=EVALUATION | dg.AssetSelection.assets("tr_mmlu_questions", "model_card"),
     partitions_def=model_sizes,
-    description="Score the current adapter of one size on TR-MMLU and run the promotion gate.",
+    description="Score the current adapter of one size on TR-MMLU, run the promotion gate and refresh "
+    "the model card with the new scores.",
 )

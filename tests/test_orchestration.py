@@ -16,8 +16,9 @@ def test_jobs_cover_retrain_evaluation_and_data():
     retrain = defs.resolve_job_def("retrain_job")
     assert retrain.partitions_def.get_partition_keys() == ["270m", "1b", "4b", "12b", "27b"]
     keys = lambda job: {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys}  # noqa: E731
-    assert {"raw_instructions", "token_efficiency", "qlora_adapter", "tr_mmlu_scores", "promoted_adapter"} <= keys("retrain_job")
-    assert keys("evaluation_job") == {"tr_mmlu_questions", "tr_mmlu_scores", "promoted_adapter"}
+    assert {"raw_instructions", "token_efficiency", "qlora_adapter", "tr_mmlu_scores", "promoted_adapter",
+            "merged_model", "sample_answers", "model_card"} <= keys("retrain_job")
+    assert keys("evaluation_job") == {"tr_mmlu_questions", "tr_mmlu_scores", "promoted_adapter", "model_card"}
     assert "qlora_adapter" not in keys("data_job") and "gemma_chat_dataset" in keys("data_job")
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,22 @@ def run_training_until_paused(spec_path: Path, env: dict | None = None) -> str:
         process.wait()
     marker.unlink()
     return log.read_text()
+
+
+@pytest.fixture
+def trainer_launches(resources, tiny_model_dir, chat_parquet, monkeypatch):
+    """Upstream outputs in place (base_model manifest, chat data) and a record of trainer launches."""
+    import dagster as dg
+
+    from resources.gpu import GpuResource
+
+    store = resources["artifacts"]
+    manifest = store.folder(dg.AssetKey("base_model"), "1b") / "checkpoint.json"
+    manifest.write_text(json.dumps({"path": str(tiny_model_dir), "revision": "local"}))
+    shutil.copy(chat_parquet, store.folder(dg.AssetKey("gemma_chat_dataset")) / "data.parquet")
+    launches = []
+    monkeypatch.setattr(GpuResource, "run_module", lambda self, context, module, extras: launches.append(module))
+    return launches
 
 
 @pytest.fixture

@@ -136,14 +136,15 @@ def clean_instructions(
                       min_turkish_share=config.min_turkish_share),
     )
     counts = result.counts
+    rejects_path = artifacts.folder(context.asset_key) / "rejects.jsonl"
+    with atomic_file(rejects_path) as staging:  # written first: a failed run still shows its rejects
+        result.rejects.to_json(staging, orient="records", lines=True, force_ascii=False)
     if result.clean.empty:
         raise dg.Failure(
-            f"Zero rows left after cleaning {result.input_rows} rows (rejected per reason: {counts}).",
+            f"Zero rows left after cleaning {result.input_rows} rows (rejected per reason: "
+            f"{ {reason: n for reason, n in counts.items() if n} }); every row and its reason is in {rejects_path}.",
             allow_retries=False,
         )
-    rejects_path = artifacts.folder(context.asset_key) / "rejects.jsonl"
-    with atomic_file(rejects_path) as staging:
-        result.rejects.to_json(staging, orient="records", lines=True, force_ascii=False)
 
     drop_rate = 1 - len(result.clean) / result.input_rows
     duplicate_rate = counts["duplicate"] / result.input_rows

@@ -6,6 +6,8 @@ person counts data rows) and the column, so a user can open the file and fix it.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -142,11 +144,23 @@ def _reject_lone_surrogates(path: Path, row: int, record: dict) -> None:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    _decode(path, path.read_bytes())  # pandas would report bad bytes without a row
+    text = _decode(path, path.read_bytes())  # pandas would report bad bytes without a row
+    _reject_short_rows(path, text)
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except pd.errors.ParserError as exc:
         raise DataFileError(path, f"malformed CSV: {exc}") from None
+
+
+def _reject_short_rows(path: Path, text: str) -> None:
+    # pandas fills missing trailing fields with "" silently; a row cut short is a truncated file.
+    records = csv.reader(io.StringIO(text, newline=""))
+    width = len(next(records, []))
+    for row, record in enumerate(records, start=1):
+        if record and len(record) < width:
+            raise DataFileError(
+                path, f"only {len(record)} of {width} columns; the file may be truncated", row=row
+            )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -378,7 +378,7 @@ def _intended_use(facts: Facts) -> str:
     return "\n".join([
         "## Intended use and limits", "",
         "Intended: non-commercial research, teaching and prototyping of Turkish assistants; a starting point for "
-        "further fine-tuning.",
+        "further fine-tuning.", "",
         "Out of scope: commercial use (the data licence), decisions about people, and medical, legal or financial "
         "advice.", "", "Limits:", ""] + [f"- {line}" for line in limits])
 

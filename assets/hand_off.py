@@ -119,8 +119,7 @@ class ModelCardConfig(dg.Config):
 
 @dg.asset(
     partitions_def=model_sizes,
-    deps=["merged_model", "qlora_adapter", "tr_mmlu_scores", "promoted_adapter", "token_efficiency",
-          "gemma_chat_dataset", "clean_instructions", "raw_instructions", "tr_mmlu_questions", "base_model"],
+    deps=list(CARD_SOURCES),
     group_name="hand_off",
     kinds={"markdown", "huggingface"},
     owners=["team:ml-platform"],

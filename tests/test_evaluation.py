@@ -102,13 +102,6 @@ def test_wilson_interval():
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, gemma_tokenizer_dir):
-    from tests.tiny_gemma import save_tiny_text_model
-
-    return save_tiny_text_model(tmp_path_factory.mktemp("tiny") / "model", gemma_tokenizer_dir)
-
-
-@pytest.fixture(scope="module")
 def small_questions():
     from tr_gemma.embedded_data import DATA_DIR
 

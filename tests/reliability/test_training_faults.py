@@ -61,6 +61,8 @@ def test_two_kills_resume_to_the_same_adapter_as_an_uninterrupted_run(tmp_path, 
 
     reference_adapter, resumed_adapter = _adapter(tmp_path / "uninterrupted"), _adapter(killed)
     assert reference_adapter.keys() == resumed_adapter.keys()
+    lora_b = [name for name in reference_adapter if "lora_B" in name]  # zero at init: trained if not zero
+    assert lora_b and all(reference_adapter[name].abs().sum() > 0 for name in lora_b)  # gradients flowed (GC on)
     for name in reference_adapter:
         assert torch.equal(reference_adapter[name], resumed_adapter[name]), name
     report = lambda folder: json.loads((folder / "report.json").read_text())  # noqa: E731

@@ -12,6 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.base_model import base_model
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("tr_gemma", "assets", "resources", "pipelines", "scripts", "benchmarks", "recipes", "deploy")
 TEXT_SUFFIXES = {".py", ".sh", ".yaml", ".yml", ".toml", ".jinja", ".json", ".cfg", ".txt", ""}
@@ -119,8 +121,7 @@ def test_pickled_weights_are_refused(resources, tmp_path, tiny_model_dir):
     folder = tmp_path / "pickled"
     shutil.copytree(tiny_model_dir, folder)
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
-    result = dg.materialize([__import__("assets.base_model", fromlist=["base_model"]).base_model], resources=resources,
-                            partition_key="270m", raise_on_error=False,
+    result = dg.materialize([base_model], resources=resources, partition_key="270m", raise_on_error=False,
                             run_config={"ops": {"base_model": {"config": {"source": "path", "path": str(folder)}}}})
     assert "has no *.safetensors weights; only safetensors checkpoints are loaded" in failure_chain(result)
 

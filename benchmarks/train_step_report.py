@@ -1,0 +1,121 @@
+"""Tables for docs/benchmarks.md from benchmarks/results/train_step_*.json.
+
+- the stacks per size (tokens/s, MFU, peak memory, ratio to the baseline); 27B from runs with
+  fewer layers, extrapolated linearly in the layer count (step time and memory are both
+  per-layer terms plus a fixed part: embeddings, LM head, loss);
+- each lever against the project stack without it;
+- the memory planner (tr_gemma.training.memory) against every measured peak.
+
+    python -m benchmarks.train_step_report benchmarks/results/train_step_*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.gemma3_shapes import matmul_parameters, text_config
+
+
+def load(paths: list[str]) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def extrapolate(runs: list[dict], variant: str, layers: int) -> dict | None:
+    """Linear fit of step time per token and of peak memory over the runs' layer counts."""
+    points = [(r["layers"], r["results"][variant]) for r in runs if "tokens_per_second" in r["results"].get(variant, {})]
+    if len(points) < 2:
+        return None
+    (l1, a), (l2, b) = sorted(points, key=lambda p: p[0])[:2]
+    time_per_token = lambda r: 1 / r["tokens_per_second"]  # noqa: E731
+    slope_t = (time_per_token(b) - time_per_token(a)) / (l2 - l1)
+    slope_m = (b["peak_memory_allocated_gib"] - a["peak_memory_allocated_gib"]) / (l2 - l1)
+    return {
+        "tokens_per_second": 1 / (time_per_token(a) + slope_t * (layers - l1)),
+        "peak_memory_allocated_gib": a["peak_memory_allocated_gib"] + slope_m * (layers - l1),
+        "extrapolated_from_layers": [l1, l2],
+    }
+
+
+def size_rows(runs: list[dict]) -> dict[str, dict]:
+    """Per size: {variant: result}, full-depth runs as measured, partial-depth runs extrapolated."""
+    by_size: dict[str, list[dict]] = {}
+    for run in runs:
+        by_size.setdefault(run["size"], []).append(run)
+    table: dict[str, dict] = {}
+    for size, size_runs in by_size.items():
+        full = [r for r in size_runs if r["layers"] == r["full_layers"]]
+        if full:
+            table[size] = {"run": full[-1], "results": full[-1]["results"]}
+            continue
+        variants = {v for r in size_runs for v in r["results"]}
+        results = {v: e for v in variants if (e := extrapolate(size_runs, v, size_runs[0]["full_layers"]))}
+        peak = size_runs[0]["measured_bf16_matmul_tflops"]
+        n = matmul_parameters(text_config(size))
+        base = results.get("baseline", {}).get("tokens_per_second")
+        for result in results.values():
+            result["mfu"] = 4 * n * result["tokens_per_second"] / (peak * 1e12)
+            result["ratio_to_baseline"] = result["tokens_per_second"] / base if base else None
+        table[size] = {"run": size_runs[0], "results": results}
+    return table
+
+
+def stacks_table(table: dict[str, dict], project: str) -> str:
+    lines = ["| size | stack | tokens/s | MFU | peak allocated (GiB) | vs baseline |", "|---|---|---|---|---|---|"]
+    for size in ("270m", "1b", "4b", "12b", "27b"):
+        if size not in table:
+            continue
+        for variant in ("baseline", project):
+            r = table[size]["results"].get(variant)
+            if not r or "tokens_per_second" not in r:
+                continue
+            note = " (extrapolated from {}/{} layers)".format(*r["extrapolated_from_layers"]) if "extrapolated_from_layers" in r else ""
+            lines.append(f"| {size}{note} | {variant} | {r['tokens_per_second']:,.0f} | {r['mfu']:.1%} | "
+                         f"{r['peak_memory_allocated_gib']:.2f} | {r.get('ratio_to_baseline') or 1:.2f}x |")
+    return "\n".join(lines)
+
+
+def levers_table(runs: list[dict]) -> str:
+    lines = ["| size | variant | tokens/s | peak allocated (GiB) | vs baseline |", "|---|---|---|---|---|"]
+    for run in runs:
+        if run["layers"] != run["full_layers"]:
+            continue
+        for variant, r in run["results"].items():
+            if "tokens_per_second" in r:
+                lines.append(f"| {run['size']} (L={run['max_length']}) | {variant} | {r['tokens_per_second']:,.0f} | "
+                             f"{r['peak_memory_allocated_gib']:.2f} | {r.get('ratio_to_baseline') or 0:.2f}x |")
+            else:
+                lines.append(f"| {run['size']} | {variant} | failed: {r.get('error', '?')[:80]} | | |")
+    return "\n".join(lines)
+
+
+def planner_table(runs: list[dict]) -> str:
+    from tr_gemma.training.memory import estimate_training_memory
+
+    lines = ["| size | layers | tokens per micro-step | variant | estimate (GiB) | measured (GiB) | error |",
+             "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        for variant, r in run["results"].items():
+            if not variant.startswith("project") or "peak_memory_allocated_gib" not in r:
+                continue
+            t = r["recipe_training"]
+            estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"], t["max_length"],
+                                                run["lora_r"])
+            measured = r["peak_memory_allocated_gib"]
+            error = estimate.total / 2**30 / measured - 1
+            lines.append(f"| {run['size']} | {run['layers']} | {t['per_device_train_batch_size']} x {t['max_length']} | "
+                         f"{variant} | {estimate.total / 2**30:.2f} | {measured:.2f} | {error:+.1%} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    runs = load(sys.argv[1:])
+    project = "project"
+    print("## Stacks\n\n" + stacks_table(size_rows(runs), project))
+    print("\n## Levers\n\n" + levers_table(runs))
+    print("\n## Memory planner\n\n" + planner_table(runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -75,7 +75,8 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
 
     t = recipe.training
     estimate = estimate_for_checkpoint(manifest["path"], t.per_device_train_batch_size, t.max_length, recipe.lora.r)
-    device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}")
+    device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
+                           shardable_bytes=estimate.weights + estimate.lora)
     context.log.info(f"Memory estimate on GPU: {estimate.describe()}; training on {device}.")
     extras = {
         "recipe": recipe.model_dump(),

@@ -40,7 +40,10 @@ def build_resources(artifacts_root: str | None = None, cache_dir: str = "", depl
         artifacts_root = artifacts_root or gpu.artifacts_mount_path
         cache_dir = cache_dir or gpu.checkpoint_cache_dir()
     else:
-        gpu = GpuResource()
+        # GPUs per training run and the multi-GPU strategy: from the environment of the host,
+        # overridable per run in the launchpad (resources.gpu.config)
+        gpu = GpuResource(num_gpus=int(os.environ.get("TR_GEMMA_NUM_GPUS", "1")),
+                          strategy=os.environ.get("TR_GEMMA_DISTRIBUTED_STRATEGY", "ddp"))
     store = ArtifactStore(root=artifacts_root or "artifacts")
     return {
         "hf_hub": hub,

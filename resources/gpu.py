@@ -11,6 +11,10 @@ import dagster as dg
 from pydantic import Field
 
 
+# Entry points that run data-parallel over several GPUs when num_gpus > 1.
+DISTRIBUTED_MODULES = frozenset({"tr_gemma.training.pipes_main"})
+
+
 @dataclass(frozen=True)
 class GpuInfo:
     index: int
@@ -32,6 +36,15 @@ class GpuResource(dg.ConfigurableResource):
     visible_devices: str = Field(default="", description="CUDA_VISIBLE_DEVICES for the child process ('' = all).")
     usable_memory_fraction: float = Field(
         default=0.92, gt=0, le=1, description="Share of a GPU's free memory a job may plan to use."
+    )
+    num_gpus: int = Field(
+        default=1, ge=1, description="GPUs one training run uses; above 1 the trainer is launched with torchrun "
+        "(one process per GPU; with device 'cpu', that many CPU processes, for testing the launch)."
+    )
+    strategy: Literal["ddp", "fsdp"] = Field(
+        default="ddp",
+        description="Multi-GPU strategy: ddp (each GPU holds the 4-bit model, batches split) or fsdp "
+        "(weights sharded too, for sizes one GPU cannot hold).",
     )
 
     def gpus(self) -> list[GpuInfo]:
@@ -55,6 +68,9 @@ class GpuResource(dg.ConfigurableResource):
 
     def resolve_device(self) -> str:
         gpus = self.gpus()
+        if gpus and self.device != "cpu" and len(gpus) < self.num_gpus:
+            raise dg.Failure(f"GPU resource: num_gpus={self.num_gpus} but only {len(gpus)} GPU(s) are visible "
+                             f"({', '.join(g.name for g in gpus)}). Lower num_gpus.", allow_retries=False)
         if self.device == "cuda" and not gpus:
             raise dg.Failure("GPU resource: device 'cuda' requested but no NVIDIA GPU is visible "
                              "(nvidia-smi found none). Set device to 'auto' or 'cpu'.", allow_retries=False)
@@ -62,27 +78,47 @@ class GpuResource(dg.ConfigurableResource):
             return "cpu"
         return "cuda"
 
-    def preflight(self, estimate_bytes: float, described: str, what: str) -> str:
+    def preflight(self, estimate_bytes: float, described: str, what: str, shardable_bytes: float = 0.0) -> str:
         """The device to use; fails before any weights load when the job cannot fit."""
         device = self.resolve_device()
         if device == "cpu":
             return device
-        best = max(self.gpus(), key=lambda g: g.free_mib)
+        # every GPU of the launch must hold its share: the whole job for DDP, a 1/N shard for FSDP
+        best = sorted(self.gpus(), key=lambda g: g.free_mib)[-self.num_gpus]
         usable = best.free_mib * 2**20 * self.usable_memory_fraction
+        if self.strategy == "fsdp":  # weights and LoRA are sharded; activations and loss stay per GPU
+            estimate_bytes -= shardable_bytes * (1 - 1 / self.num_gpus)
         if estimate_bytes > usable:
             raise dg.Failure(
                 f"{what} needs about {described}, but GPU {best.index} ({best.name}) has "
                 f"{best.free_mib / 1024:.1f} GiB free ({self.usable_memory_fraction:.0%} usable). Lower "
-                "per_device_train_batch_size or max_length (the 262k-vocabulary logits grow with "
+                "per_device_train_batch_size or max_length (activations and the loss grow with "
                 "batch x length), or use a smaller model size.",
                 allow_retries=False,
             )
         return device
 
-    def run_module(self, context: dg.AssetExecutionContext, module: str, extras: dict) -> dg.PipesClientCompletedInvocation:
-        """Run `python -m module` as a Pipes child process of this step."""
-        env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    def launch_command(self, module: str) -> list[str]:
+        """The child process: `python -m module`, or torchrun over `num_gpus` GPUs of this host
+        for the trainer (evaluation stays on one GPU)."""
+        processes = self.num_gpus if module in DISTRIBUTED_MODULES else 1
+        if self.device == "auto" and self.resolve_device() == "cpu":
+            processes = 1  # no GPU: the recipe's CPU smoke budget, one process
+        if processes == 1:  # device "cpu" with num_gpus > 1 keeps N CPU processes (gloo): the launch, testable
+            return [sys.executable, "-m", module]
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={processes}", "-m", module]
+
+    def launch_env(self) -> dict[str, str]:
+        from tr_gemma.training.distributed import STRATEGY_ENV
+
+        env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", STRATEGY_ENV: self.strategy}
         if self.visible_devices:
             env["CUDA_VISIBLE_DEVICES"] = self.visible_devices
-        client = dg.PipesSubprocessClient(env={**os.environ, **env})
-        return client.run(command=[sys.executable, "-m", module], context=context, extras=extras)
+        return env
+
+    def run_module(self, context: dg.AssetExecutionContext, module: str, extras: dict) -> dg.PipesClientCompletedInvocation:
+        """Run `module` as a Pipes child process of this step (with torchrun: one process per GPU,
+        rank 0 reports to Dagster)."""
+        client = dg.PipesSubprocessClient(env={**os.environ, **self.launch_env()})
+        return client.run(command=self.launch_command(module), context=context, extras=extras)

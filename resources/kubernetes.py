@@ -108,7 +108,7 @@ class KubernetesGpuLauncher(dg.ConfigurableResource):
         """The pods run on GPU nodes: always cuda (no nvidia-smi in the CPU run pod)."""
         return "cuda"
 
-    def preflight(self, estimate_bytes: float, described: str, what: str) -> str:
+    def preflight(self, estimate_bytes: float, described: str, what: str, shardable_bytes: float = 0.0) -> str:
         """Whether the step can fit at all is decided when its pod is planned (`run_module`),
         before any pod is created or weights load; here only the device is named."""
         return "cuda"

@@ -12,8 +12,12 @@ DATA_DIR = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 def gemma_tokenizer_dir() -> Path:
+    import os
+
     from tr_gemma.checkpoints import default_cache_dir, ensure_embedded_tokenizer
 
+    if os.environ.get("TR_GEMMA_TEST_TOKENIZER_DIR"):  # the GPU machine gets the converted tokenizer carried in
+        return Path(os.environ["TR_GEMMA_TEST_TOKENIZER_DIR"])
     return ensure_embedded_tokenizer(default_cache_dir())
 
 

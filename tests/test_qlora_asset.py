@@ -81,7 +81,7 @@ def test_cuda_requested_without_a_gpu_fails_clearly(monkeypatch):
 
 
 def test_memory_estimate_matches_the_measured_h100_baselines():
-    """Within 10% of the measured peaks in the performance research (2 x 4096, vanilla loss)."""
+    """Within 10% of the measured peaks of the plain baseline in the performance research (2 x 4096)."""
     from tr_gemma.training.memory import GIB, estimate_training_memory
 
     configs = {
@@ -93,5 +93,32 @@ def test_memory_estimate_matches_the_measured_h100_baselines():
                      num_attention_heads=16, num_key_value_heads=8, head_dim=256), 38.3),
     }
     for size, (config, measured) in configs.items():
-        estimate = estimate_training_memory(config, 2, 4096, 32).total / GIB
+        estimate = estimate_training_memory(config, 2, 4096, 32, loss="full_logits").total / GIB
         assert abs(estimate - measured) / measured < 0.10, (size, estimate, measured)
+
+
+def test_memory_estimate_of_the_project_trainer_is_within_15_percent_of_its_h100_peaks():
+    """Every peak of the project's trainer measured on the H100 (benchmarks/results/train_step_*.json,
+    multi_gpu_4b.json) against the planner's estimate for the same shape, batch and length."""
+    import json
+    from pathlib import Path
+
+    from tr_gemma.training.memory import GIB, estimate_training_memory
+
+    results = Path(__file__).parents[1] / "benchmarks" / "results"
+    checked = 0
+    for path in sorted(results.glob("train_step_*.json")):
+        run = json.loads(path.read_text())
+        for variant, result in run["results"].items():
+            if variant.startswith("project") and "nopack" not in variant and "peak_memory_allocated_gib" in result:
+                t = result["recipe_training"]
+                estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"],
+                                                    t["max_length"], run["lora_r"]).total / GIB
+                measured = result["peak_memory_allocated_gib"]
+                # Liger without flex peaked 23% above the default stack (8.7 vs 6.7 GiB at 4B): that
+                # combination is reported in docs/benchmarks.md as outside the planner, not planned for.
+                if "liger" in variant and "flex" not in variant:
+                    continue
+                assert abs(estimate / measured - 1) < 0.15, (path.name, variant, estimate, measured)
+                checked += 1
+    assert checked >= 8

@@ -16,8 +16,8 @@ from tests.reliability.conftest import failure_chain
     "gpu,visible,expected",
     [
         (GpuResource(device="cuda"), [], ["device 'cuda' requested but no NVIDIA GPU is visible", "Set device to 'auto' or 'cpu'"]),
-        (GpuResource(device="auto"), [GpuInfo(0, "Tesla T4", 15360, 2048)],
-         ["QLoRA of Gemma 3 1b needs about", "Tesla T4", "2.0 GiB free", "Lower per_device_train_batch_size or max_length"]),
+        (GpuResource(device="auto"), [GpuInfo(0, "Tesla T4", 15360, 100)],
+         ["QLoRA of Gemma 3 1b needs about", "Tesla T4", "0.1 GiB free", "Lower per_device_train_batch_size or max_length"]),
     ],
     ids=["no_gpu", "too_little_gpu_memory"],
 )

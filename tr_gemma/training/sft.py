@@ -194,7 +194,7 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str,
         include_num_input_tokens_seen="non_padding",
         report_to=[],
         dataloader_num_workers=0,
-        dataset_num_proc=1,
+        dataset_num_proc=None,  # map in this process: a one-worker pool adds start-up and pickling, no speed
         use_cpu=device == "cpu",
         disable_tqdm=True,
         use_liger_kernel=t.use_liger_kernel and gpu,
@@ -299,6 +299,9 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         peft_config=peft_config,
         callbacks=[LossGuard(), metrics, *(extra_callbacks or [])],
     )
+    if place.strategy == "fsdp" and place.distributed and not trainer.is_fsdp_enabled:
+        log("FSDP was requested but accelerate runs this launch without it (FSDP needs CUDA GPUs): "
+            "training data-parallel instead.")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
 
 
@@ -336,7 +339,7 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     speeds = sorted(prepared.metrics.speeds[1:] or prepared.metrics.speeds)  # the first step includes warm-up
     report = TrainingReport(
         adapter_dir=str(adapter_dir),
-        device=_device_name(device, prepared.place),
+        device=_device_name(device, prepared.place, trainer.is_fsdp_enabled),
         steps=trainer.state.global_step,
         trainable_parameters=trainable,
         total_parameters=total,
@@ -350,9 +353,8 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         loss_history=[{k: e[k] for k in ("step", "loss", "learning_rate", "grad_norm") if k in e} for e in history],
         notes=prepared.notes,
     )
-    if prepared.place.strategy == "fsdp" and prepared.place.distributed:
-        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")  # gather the adapter
-    state_dict = trainer.accelerator.get_state_dict(trainer.model) if prepared.place.distributed else None
+    # Under FSDP the adapter is sharded: every rank joins the gather of its full state dict.
+    state_dict = trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
     if prepared.place.is_main:  # one writer; the other ranks only trained
         with atomic_directory(adapter_dir, replace=True) as staging:
             trainer.accelerator.unwrap_model(trainer.model).save_pretrained(
@@ -367,13 +369,13 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     return report
 
 
-def _device_name(device: str, place: Placement) -> str:
+def _device_name(device: str, place: Placement, sharded: bool) -> str:
     import torch
 
-    if device != "cuda":
-        return "cpu"
-    name = torch.cuda.get_device_name()
-    return f"{place.world_size} x {name} ({place.strategy})" if place.distributed else name
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    if not place.distributed:
+        return name
+    return f"{place.world_size} x {name} ({'fsdp' if sharded else 'ddp'})"
 
 
 def _qlora_trainer_class():

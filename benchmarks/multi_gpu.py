@@ -16,8 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -63,14 +61,9 @@ def main() -> None:
         return worker(args)
 
     from benchmarks.gpu_qlora import build_chat_parquet
-    from benchmarks.train_step import random_checkpoint
+    from benchmarks.train_step import random_checkpoint, scratch_folder
 
-    work = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-    tokenizer_dir = Path(args.tokenizer)
-    if tokenizer_dir.suffix == ".xz":
-        with tarfile.open(tokenizer_dir) as archive:
-            archive.extractall(work / "tok", filter="data")
-        tokenizer_dir = next((work / "tok").iterdir())
+    work, tokenizer_dir = scratch_folder(args.tokenizer)
     config = random_checkpoint(work / "model", args.size, None, tokenizer_dir, args.device)
     data = build_chat_parquet(work, args.rows, None)
     runs = {}

@@ -40,6 +40,18 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
 }
 
 
+def scratch_folder(tokenizer: str) -> tuple[Path, Path]:
+    """A scratch folder (in memory where possible) and the Gemma 3 tokenizer folder, unpacked
+    there when given as the .tar.xz carried to the GPU machine."""
+    work = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    tokenizer_dir = Path(tokenizer)
+    if tokenizer_dir.suffix == ".xz":
+        with tarfile.open(tokenizer_dir) as archive:
+            archive.extractall(work / "tok", filter="data")
+        tokenizer_dir = next((work / "tok").iterdir())
+    return work, tokenizer_dir
+
+
 def measure_matmul_peak(device: str) -> float:
     """bf16 TFLOP/s of an 8192^3 GEMM on this card (the MFU denominator)."""
     import torch
@@ -262,12 +274,7 @@ def main() -> None:
     from tr_gemma.training.recipe import load_recipe
     from tr_gemma.training.sft import TrainingJob
 
-    work = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-    tokenizer_dir = Path(args.tokenizer)
-    if tokenizer_dir.suffix == ".xz":
-        with tarfile.open(tokenizer_dir) as archive:
-            archive.extractall(work / "tok", filter="data")
-        tokenizer_dir = next((work / "tok").iterdir())
+    work, tokenizer_dir = scratch_folder(args.tokenizer)
     started = time.perf_counter()
     peak_tflops = measure_matmul_peak(args.device)
     config = random_checkpoint(work / "model", args.size, args.layers or None, tokenizer_dir, args.device)

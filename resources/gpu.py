@@ -10,6 +10,8 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from resources.pipes_messages import WholeLineMessageReader
+
 
 # Entry points that run data-parallel over several GPUs when num_gpus > 1.
 DISTRIBUTED_MODULES = frozenset({"tr_gemma.training.pipes_main"})
@@ -120,5 +122,6 @@ class GpuResource(dg.ConfigurableResource):
     def run_module(self, context: dg.AssetExecutionContext, module: str, extras: dict) -> dg.PipesClientCompletedInvocation:
         """Run `module` as a Pipes child process of this step (with torchrun: one process per GPU,
         rank 0 reports to Dagster)."""
-        client = dg.PipesSubprocessClient(env={**os.environ, **self.launch_env()})
+        client = dg.PipesSubprocessClient(env={**os.environ, **self.launch_env()},
+                                          message_reader=WholeLineMessageReader())
         return client.run(command=self.launch_command(module), context=context, extras=extras)

@@ -24,6 +24,7 @@ GROUPS = {
     "model": ["base_model"],
     "training": ["qlora_adapter"],
     "evaluation": ["tr_mmlu_questions", "tr_mmlu_scores", "promoted_adapter"],
+    "hand_off": ["merged_model", "sample_answers", "model_card"],
 }
 LOCATION = "pipelines.definitions"
 
@@ -68,6 +69,25 @@ def dagster_ui(tmp_path_factory, gemma_tokenizer_dir):
     process.wait(timeout=60)
 
 
+def dismiss_dialogs(page) -> None:
+    """Close the dialogs Dagster opens over the page (the first-visit community dialog can open
+    seconds after load on a busy machine, and its backdrop then swallows every click)."""
+    backdrop = page.locator(".bp5-overlay-backdrop")
+    for _ in range(3):
+        try:
+            backdrop.first.wait_for(state="visible", timeout=3_000)
+        except Exception:
+            return  # no dialog open
+        for name in ("Skip", "Dismiss", "Close", "Cancel"):
+            button = page.get_by_role("button", name=name)
+            if button.count() and button.first.is_visible():
+                button.first.click()
+                break
+        else:
+            page.keyboard.press("Escape")
+        backdrop.first.wait_for(state="hidden", timeout=10_000)
+
+
 @pytest.fixture(scope="module")
 def page(dagster_ui):
     from playwright.sync_api import sync_playwright
@@ -81,9 +101,7 @@ def page(dagster_ui):
         )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(dagster_ui[0], wait_until="networkidle")
-        skip = page.get_by_role("button", name="Skip")  # the first-visit community dialog
-        if skip.count():
-            skip.first.click()
+        dismiss_dialogs(page)
         yield page
         browser.close()
 
@@ -111,6 +129,7 @@ def test_materialize_data_assets_from_the_ui_and_see_their_metadata(dagster_ui, 
     base, work = dagster_ui
     page.goto(f"{base}/locations/{LOCATION}/asset-groups/data", wait_until="networkidle")
     page.get_by_text("gemma_chat_dataset", exact=True).first.wait_for(timeout=60_000)
+    dismiss_dialogs(page)
     page.get_by_role("button", name="Materialize all").first.click()
     page.screenshot(path=str(SHOTS / "launched.png"))
     deadline = time.monotonic() + 600

@@ -106,10 +106,10 @@ class GpuResource(dg.ConfigurableResource):
         processes = self.num_gpus if module in DISTRIBUTED_MODULES else 1
         if self.device == "auto" and self.resolve_device() == "cpu":
             processes = 1  # no GPU: the recipe's CPU smoke budget, one process
-        if processes == 1:  # device "cpu" with num_gpus > 1 keeps N CPU processes (gloo): the launch, testable
-            return [sys.executable, "-m", module]
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc_per_node={processes}", "-m", module]
+        # device "cpu" with num_gpus > 1 keeps N CPU processes (gloo): the launch, testable without GPUs
+        from tr_gemma.training.distributed import launch_command
+
+        return launch_command(sys.executable, module, processes)
 
     def launch_env(self) -> dict[str, str]:
         from tr_gemma.training.distributed import STRATEGY_ENV

@@ -186,11 +186,9 @@ class PodPlan:
 
     @property
     def command(self) -> list[str]:
-        if self.gpus > 1 and self.role == "training":
-            # as GpuResource.launch_command: torchrun's module form, one process per GPU
-            return ["python", "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.gpus}",
-                    "-m", self.module]
-        return ["python", "-m", self.module]
+        from tr_gemma.training.distributed import launch_command  # the launch GpuResource uses too
+
+        return launch_command("python", self.module, self.gpus if self.role == "training" else 1)
 
     @property
     def component(self) -> str:

@@ -43,6 +43,13 @@ def placement() -> Placement:
     )
 
 
+def launch_command(python: str, module: str, processes: int) -> list[str]:
+    """`python -m module`, or torchrun starting `processes` ranks of it on this host."""
+    if processes == 1:
+        return [python, "-m", module]
+    return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", module]
+
+
 def per_device_accumulation(gradient_accumulation_steps: int, world_size: int) -> tuple[int, str | None]:
     """Accumulation steps per process that keep the recipe's global batch on `world_size` GPUs.
 

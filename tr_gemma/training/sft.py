@@ -106,6 +106,8 @@ def load_quantized_model(job: TrainingJob, device: str, place: Placement | None 
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Gemma3ForCausalLM
 
+    from tr_gemma.training import varlen_attention
+
     place = place or placement()
     fsdp = place.distributed and place.strategy == "fsdp"
     q = job.recipe.quantization
@@ -122,6 +124,8 @@ def load_quantized_model(job: TrainingJob, device: str, place: Placement | None 
     else:
         device_map = None if fsdp else {"": place.local_rank}  # FSDP places the shards itself
     attn = job.recipe.training.attn_implementation if device == "cuda" else "sdpa"
+    if attn == varlen_attention.NAME:
+        varlen_attention.register()
     model = AutoModelForCausalLM.from_pretrained(
         job.model_dir,
         quantization_config=quantization,
@@ -210,12 +214,19 @@ def _fsdp_arguments(place: Placement) -> dict:
     if not (place.distributed and place.strategy == "fsdp"):
         return {}
     return {
-        "fsdp": "full_shard auto_wrap",
+        "fsdp": True,
         "fsdp_config": {
+            # FSDP1: accelerate's FSDP2 either leaves bitsandbytes' 4-bit weights unsharded or
+            # gathers them as plain tensors without their quantization state; FSDP1 shards them.
+            "version": 1,
+            "reshard_after_forward": "full_shard",
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             "transformer_layer_cls_to_wrap": ["Gemma3DecoderLayer"],
             "use_orig_params": False,  # frozen 4-bit and trainable LoRA tensors live in separate flat params
-            "cpu_ram_efficient_loading": True,
-            "sync_module_states": True,
+            # every rank loads the same 4-bit checkpoint on its own GPU with the same seed, so
+            # there is nothing to broadcast from rank 0
+            "cpu_ram_efficient_loading": False,
+            "sync_module_states": False,
         },
     }
 
@@ -332,6 +343,8 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     if resume_from:
         log(f"Resuming from {resume_from.name}")
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if eval_before is None:  # measured by the trainer at step 0 (FSDP)
+        eval_before = next((e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e), math.nan)
     eval_after = trainer.evaluate()["eval_loss"] if prepared.has_eval else math.nan
 
     adapter_dir = job.output_dir / "adapter"
@@ -416,15 +429,40 @@ def _qlora_trainer(**kwargs):
     return _qlora_trainer_class()(**kwargs)
 
 
-def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log, is_main: bool = True) -> float:
-    """Held-out loss of the untrained adapter (kept across a resume so it is measured once)."""
+def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log, is_main: bool = True) -> float | None:
+    """Held-out loss of the untrained adapter (kept across a resume so it is measured once).
+
+    None: FSDP wraps the model only when training starts (with the wrap policy that keeps the
+    LoRA tensors apart from the 4-bit ones), so the trainer measures it at step 0 instead.
+    """
     stored = output_dir / "checkpoints" / "eval_before.json"
     if resume_from and stored.is_file():
         return json.loads(stored.read_text())["eval_loss"]
     if trainer.eval_dataset is None:
         return math.nan
+    if trainer.is_fsdp_enabled:
+        trainer.args.eval_on_start = True
+        trainer.add_callback(_EvalBeforeRecorder(stored, log, is_main))
+        return None
     loss = trainer.evaluate()["eval_loss"]
+    _record_eval_before(stored, loss, log, is_main)
+    return loss
+
+
+def _record_eval_before(stored: Path, loss: float, log, is_main: bool) -> None:
     log(f"Eval loss before training: {loss:.4f}")
     if is_main:
+        stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_text(json.dumps({"eval_loss": loss}))
-    return loss
+
+
+def _EvalBeforeRecorder(stored: Path, log, is_main: bool):
+    """A callback that keeps the step-0 evaluation as the run's 'before' loss (for a resume)."""
+    from transformers import TrainerCallback
+
+    class EvalBeforeRecorder(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if state.global_step == 0 and metrics and "eval_loss" in metrics:
+                _record_eval_before(stored, metrics["eval_loss"], log, is_main)
+
+    return EvalBeforeRecorder()

@@ -1,0 +1,84 @@
+"""Attention over packed rows through PyTorch's own variable-length FlashAttention kernel.
+
+The trainer packs documents without padding: trl flattens each micro-batch into one row, marks
+where each document starts in `position_ids` and hands the boundaries on as `cu_seq_lens_*`.
+SDPA has to turn that into a dense block-diagonal mask over the whole row (8,192 x 8,192 at
+2 x 4,096) and its kernels compute every masked block. The varlen kernel visits only each
+document's causal part, and on Gemma 3's local layers only the 512/1024-token window.
+`torch.nn.attention.varlen` ships it with PyTorch (CUDA only), so no flash-attn build is needed.
+"""
+
+from __future__ import annotations
+
+NAME = "varlen_flash"
+
+
+def register() -> None:
+    """Make `attn_implementation="varlen_flash"` loadable (idempotent).
+
+    The name has no mask function in transformers, so no dense mask is built for it either.
+    """
+    from transformers import AttentionInterface
+
+    try:
+        import torch.nn.attention.varlen  # noqa: F401
+    except ImportError as exc:
+        import torch
+
+        raise RuntimeError(f"training.attn_implementation={NAME} needs torch.nn.attention.varlen "
+                           f"(PyTorch 2.10 or later); this is torch {torch.__version__}. "
+                           "Use attn_implementation: sdpa.") from exc
+    AttentionInterface.register(NAME, varlen_attention_forward)
+
+
+def sequence_boundaries(position_ids, batch: int, length: int, device):
+    """Cumulative document starts over the flattened batch, and the longest document.
+
+    A document starts where its position restarts at 0 and at the start of every row.
+    """
+    import torch
+
+    if position_ids is None:
+        starts = torch.arange(0, batch * length, length, device=device)
+    else:
+        flat = position_ids.reshape(-1)
+        is_start = flat == 0
+        is_start[::length] = True
+        starts = is_start.nonzero().flatten()
+    total = torch.tensor([batch * length], device=device, dtype=starts.dtype)
+    cu = torch.cat([starts, total]).to(torch.int32)
+    return cu, int(cu.diff().max())
+
+
+def varlen_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                             sliding_window=None, softcap=None, **kwargs):
+    """transformers' attention-function signature: (batch, heads, seq, dim) in, (batch, seq, heads, dim) out."""
+    import torch
+    from torch.nn.attention.varlen import varlen_attn
+
+    if dropout:
+        raise ValueError("varlen_flash attention has no dropout; Gemma 3 trains with attention_dropout=0")
+    if softcap:
+        raise ValueError("varlen_flash attention has no logit soft-capping (Gemma 3 does not use it)")
+    batch, heads, length, dim = query.shape
+    kv_heads = key.shape[1]
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is not None and batch == 1 and int(cu[-1]) == length:
+        cu = cu.to(device=query.device, dtype=torch.int32)
+        longest = int(kwargs.get("max_length_q") or cu.diff().max())
+    else:
+        cu, longest = sequence_boundaries(kwargs.get("position_ids"), batch, length, query.device)
+
+    def tokens_major(x, repeat: int = 1):
+        x = x.transpose(1, 2).reshape(batch * length, x.shape[1], dim)
+        # the kernel in torch 2.11 takes as many key/value heads as query heads
+        return x.repeat_interleave(repeat, dim=1) if repeat > 1 else x
+
+    dtype = query.dtype if query.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+    q = tokens_major(query).to(dtype)
+    k = tokens_major(key, heads // kv_heads).to(dtype)
+    v = tokens_major(value, heads // kv_heads).to(dtype)
+    # transformers' sliding window W lets a token see itself and the W - 1 tokens before it
+    window = (sliding_window - 1, 0) if sliding_window else (-1, 0)
+    out = varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, window_size=window)
+    return out.reshape(batch, length, heads, dim).to(query.dtype), None

@@ -74,7 +74,8 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
         raise dg.Failure(f"gemma_chat_dataset has not been materialized ({data_path} missing).", allow_retries=False)
 
     t = recipe.training
-    estimate = estimate_for_checkpoint(manifest["path"], t.per_device_train_batch_size, t.max_length, recipe.lora.r)
+    estimate = estimate_for_checkpoint(manifest["path"], t.per_device_train_batch_size, t.max_length, recipe.lora.r,
+                                       attention=t.attn_implementation)
     device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
                            shardable_bytes=estimate.weights + estimate.lora)
     context.log.info(f"Memory estimate on GPU: {estimate.describe()}; training on {device}.")

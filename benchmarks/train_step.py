@@ -35,7 +35,7 @@ from benchmarks.gemma3_shapes import matmul_parameters, text_config
 LEVERS = {  # recipe overrides, one per lever of the project stack
     "liger": {"training": {"use_liger_kernel": True}},
     "flex": {"training": {"attn_implementation": "flex_attention"}},
-    "varlen": {"training": {"attn_implementation": "varlen_flash"}},
+    "varlen": {"training": {"attn_implementation": "packed_varlen"}},
     "offload": {"training": {"activation_offloading": True}},
     "nopack": {"training": {"packing": False}},
 }

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from benchmarks.gemma3_shapes import matmul_parameters, text_config
 
+RECIPE_LENGTH = 4096
+
 
 def load(paths: list[str]) -> list[dict]:
     return [json.loads(Path(p).read_text()) for p in paths]
@@ -42,7 +44,8 @@ def size_rows(runs: list[dict]) -> dict[str, dict]:
     """Per size: {variant: result}, full-depth runs as measured, partial-depth runs extrapolated."""
     by_size: dict[str, list[dict]] = {}
     for run in runs:
-        by_size.setdefault(run["size"], []).append(run)
+        if run["max_length"] == RECIPE_LENGTH:  # the issue's 2 x 4096; other lengths feed the planner table
+            by_size.setdefault(run["size"], []).append(run)
     table: dict[str, dict] = {}
     for size, size_runs in by_size.items():
         full = [r for r in size_runs if r["layers"] == r["full_layers"]]
@@ -66,8 +69,11 @@ def stacks_table(table: dict[str, dict], project: str) -> str:
     for size in ("270m", "1b", "4b", "12b", "27b"):
         if size not in table:
             continue
-        for variant in ("baseline", project):
-            r = table[size]["results"].get(variant)
+        results = table[size]["results"]
+        fastest = max((v for v, r in results.items() if v.startswith("project+") and "tokens_per_second" in r),
+                      key=lambda v: results[v]["tokens_per_second"], default=None)
+        for variant in ("baseline", project, fastest):
+            r = results.get(variant) if variant else None
             if not r or "tokens_per_second" not in r:
                 continue
             note = " (extrapolated from {}/{} layers)".format(*r["extrapolated_from_layers"]) if "extrapolated_from_layers" in r else ""
@@ -101,7 +107,7 @@ def planner_table(runs: list[dict]) -> str:
                 continue
             t = r["recipe_training"]
             estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"], t["max_length"],
-                                                run["lora_r"])
+                                                run["lora_r"], attention=t.get("attn_implementation", "sdpa"))
             measured = r["peak_memory_allocated_gib"]
             error = estimate.total / 2**30 / measured - 1
             lines.append(f"| {run['size']} | {run['layers']} | {t['per_device_train_batch_size']} x {t['max_length']} | "

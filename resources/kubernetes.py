@@ -223,7 +223,8 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
         raise dg.Failure(f"Kubernetes launcher: no model shapes for size '{size}'.", allow_retries=False)
     training, lora = _recipe_sections(size, recipe)
     estimate = estimate_training_memory(config, training["per_device_train_batch_size"],
-                                        training["max_length"], lora["r"])
+                                        training["max_length"], lora["r"],
+                                        attention=training.get("attn_implementation", "sdpa"))
     bf16_bytes = _parameter_count(config) * 2
     usable = launcher.gpu_memory_gib * GIB * launcher.usable_memory_fraction
     gpu_text = f"{launcher.gpu_memory_gib:g} GiB GPUs ({launcher.usable_memory_fraction:.0%} usable)"

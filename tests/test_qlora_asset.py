@@ -113,12 +113,13 @@ def test_memory_estimate_of_the_project_trainer_is_within_15_percent_of_its_h100
             if variant.startswith("project") and "nopack" not in variant and "peak_memory_allocated_gib" in result:
                 t = result["recipe_training"]
                 estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"],
-                                                    t["max_length"], run["lora_r"]).total / GIB
+                                                    t["max_length"], run["lora_r"],
+                                                    attention=t.get("attn_implementation", "sdpa")).total / GIB
                 measured = result["peak_memory_allocated_gib"]
-                # Liger without flex peaked 23% above the default stack (8.7 vs 6.7 GiB at 4B): that
+                # Liger with SDPA peaked 23% above the default stack (8.7 vs 6.7 GiB at 4B): that
                 # combination is reported in docs/benchmarks.md as outside the planner, not planned for.
-                if "liger" in variant and "flex" not in variant:
+                if "liger" in variant and "flex" not in variant and "varlen" not in variant:
                     continue
                 assert abs(estimate / measured - 1) < 0.15, (path.name, variant, estimate, measured)
                 checked += 1
-    assert checked >= 8
+    assert checked >= 20

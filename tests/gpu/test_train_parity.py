@@ -40,11 +40,11 @@ def _lora_state(model):
 
 LEVERS = {
     "default": {},
-    "varlen": {"attn_implementation": "varlen_flash"},
+    "varlen": {"attn_implementation": "packed_varlen"},
     "flex": {"attn_implementation": "flex_attention"},
     "liger": {"use_liger_kernel": True},
     "flex+liger": {"attn_implementation": "flex_attention", "use_liger_kernel": True},
-    "varlen+liger": {"attn_implementation": "varlen_flash", "use_liger_kernel": True},
+    "varlen+liger": {"attn_implementation": "packed_varlen", "use_liger_kernel": True},
 }
 
 

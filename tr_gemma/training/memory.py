@@ -12,6 +12,10 @@ max_length tokens per micro-step:
                  a plain loss over full logits (loss="full_logits", the baseline):
                    T x vocab x 12 (bf16 logits, fp32 upcast, log-softmax and its gradient; 24 GiB at 8,192 tokens)
   fixed          0.25 GiB (allocator slack, workspaces) for the fused head; 1 GiB with full logits
+  attention      attn_implementation "packed_varlen" (PyTorch's varlen FlashAttention) adds one
+                 vocab x hidden x 2 (a bf16 embedding-sized tensor): measured +0.3 to +0.5 GiB at 1B,
+                 +1.0 to +1.2 at 4B, +1.8 at 12B, +2.4 to +2.6 at 27B, at both sequence lengths and
+                 every layer count; its source was not found (the embedding stays tied)
 
 Measured anchors: the project's trainer on H100 at 2 x 4096 (docs/benchmarks.md, issue 8 tables):
 1B 2.6-3.0 GiB, 4B 6.5-7.2, 12B 12.7; the plain baseline (research and ours): 1B 29.5, 4B 32.4, 12B 38.3.
@@ -44,10 +48,11 @@ class MemoryEstimate:
 
 
 def estimate_training_memory(config: dict, batch_size: int, max_length: int, lora_r: int, n_targets: int = 7,
-                             loss: str = "fused") -> MemoryEstimate:
+                             loss: str = "fused", attention: str = "sdpa") -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
-    `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline)."""
+    `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
+    `attention`: the recipe's `training.attn_implementation`."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -66,10 +71,12 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
         lora=layers * sum(lora_r * (a + b) for a, b in linear_shapes) * 8,
         activations=tokens * hidden * 2 * layers + tokens * (6 * inter + 10 * hidden) * 2,
         logits=tokens * vocab * 12 if loss == "full_logits" else tokens * hidden * 2 * 14,
-        fixed=1 * GIB if loss == "full_logits" else 0.25 * GIB,
+        fixed=(1 * GIB if loss == "full_logits" else 0.25 * GIB)
+        + (embedding_params * 2 if attention == "packed_varlen" else 0),
     )
 
 
-def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, lora_r: int) -> MemoryEstimate:
+def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, lora_r: int,
+                            attention: str = "sdpa") -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
-    return estimate_training_memory(config, batch_size, max_length, lora_r)
+    return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention)

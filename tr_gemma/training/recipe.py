@@ -69,7 +69,7 @@ class Training(_Strict):
     save_steps: int = Field(50, gt=0)
     seed: int = 42
     # Speed and memory levers (measured one at a time in docs/benchmarks.md); GPU only.
-    attn_implementation: Literal["sdpa", "varlen_flash", "flex_attention", "eager"] = "sdpa"
+    attn_implementation: Literal["sdpa", "packed_varlen", "flex_attention", "eager"] = "sdpa"
     use_liger_kernel: bool = False  # Liger's RMSNorm, RoPE and GeGLU kernels (the loss stays trl's fused LM head)
     activation_offloading: bool = False  # checkpointed activations kept in host memory until backward
 

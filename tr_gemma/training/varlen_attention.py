@@ -10,11 +10,11 @@ document's causal part, and on Gemma 3's local layers only the 512/1024-token wi
 
 from __future__ import annotations
 
-NAME = "varlen_flash"
+NAME = "packed_varlen"  # no "flash" in it: transformers would look for a Hub kernel of that name
 
 
 def register() -> None:
-    """Make `attn_implementation="varlen_flash"` loadable (idempotent).
+    """Make `attn_implementation="packed_varlen"` loadable (idempotent).
 
     The name has no mask function in transformers, so no dense mask is built for it either.
     """
@@ -57,9 +57,9 @@ def varlen_attention_forward(module, query, key, value, attention_mask, scaling=
     from torch.nn.attention.varlen import varlen_attn
 
     if dropout:
-        raise ValueError("varlen_flash attention has no dropout; Gemma 3 trains with attention_dropout=0")
+        raise ValueError("packed_varlen attention has no dropout; Gemma 3 trains with attention_dropout=0")
     if softcap:
-        raise ValueError("varlen_flash attention has no logit soft-capping (Gemma 3 does not use it)")
+        raise ValueError("packed_varlen attention has no logit soft-capping (Gemma 3 does not use it)")
     batch, heads, length, dim = query.shape
     kv_heads = key.shape[1]
     cu = kwargs.get("cu_seq_lens_q")

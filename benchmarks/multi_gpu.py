@@ -40,6 +40,18 @@ def worker(args) -> None:
                                               default=float))
 
 
+def adapter_summary(adapter_dir: Path) -> dict:
+    """What rank 0 wrote: full (unsharded) LoRA matrices of rank r, and trained B matrices (B starts at 0)."""
+    from safetensors.torch import load_file
+
+    r = json.loads((adapter_dir / "adapter_config.json").read_text())["r"]
+    tensors = load_file(adapter_dir / "adapter_model.safetensors")
+    a = [t for k, t in tensors.items() if "lora_A" in k]
+    b = [t for k, t in tensors.items() if "lora_B" in k]
+    return {"tensors": len(tensors), "all_rank_r_matrices": all(t.dim() == 2 and r in t.shape for t in tensors.values()),
+            "lora_A": len(a), "lora_B": len(b), "lora_B_nonzero": sum(bool(t.abs().sum() > 0) for t in b)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="4b")
@@ -79,6 +91,8 @@ def main() -> None:
         runs[count] = json.loads(part.read_text()) if done.returncode == 0 and part.is_file() else \
             {"error": f"torchrun exited {done.returncode}"}
         runs[count]["wall_seconds"] = time.perf_counter() - started
+        if "adapter_dir" in runs[count]:
+            runs[count]["adapter"] = adapter_summary(Path(runs[count]["adapter_dir"]))
         print(count, json.dumps({k: v for k, v in runs[count].items() if k != "loss_history"}), flush=True)
     one = runs.get(1, {}).get("tokens_per_second")
     for count, run in runs.items():

@@ -16,8 +16,6 @@ import dagster as dg
 import pytest
 import yaml
 
-from tests.conftest import step_failure_message
-
 from resources.kubernetes import (
     ENV_SETTINGS,
     GEMMA3_TEXT_CONFIGS,
@@ -29,6 +27,8 @@ from resources.kubernetes import (
     plan_pod,
     pod_meta,
 )
+from tests.conftest import step_failure_message
+from tr_gemma.training.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, EVAL = "tr_gemma.training.pipes_main", "tr_gemma.evaluation.pipes_main"
@@ -137,13 +137,16 @@ def test_smaller_gpus_split_the_weights_over_several_gpus_with_torchrun():
         plan = plan_pod(launcher, size, TRAIN)
         counts[size] = plan.gpus
         assert plan.per_gpu_bytes <= usable
-    assert counts == {"270m": 1, "1b": 1, "4b": 1, "12b": 1, "27b": 4}
+    # 12B and 27B recipes use the varlen attention kernel and its extra embedding-sized tensor
+    assert counts == {"270m": 1, "1b": 1, "4b": 1, "12b": 2, "27b": 6}
+    sdpa = {"training": {"attn_implementation": "sdpa"}}
+    assert plan_pod(launcher, "27b", TRAIN, recipe=load_recipe("27b", sdpa).model_dump()).gpus == 4
 
     spec = build_trainer_pod_spec(launcher, "27b", TRAIN)
     (container,) = spec["containers"]
-    assert container["command"] == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", TRAIN]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
-    assert container["resources"]["requests"]["cpu"] == "32"
+    assert container["command"] == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=6", "-m", TRAIN]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "6"
+    assert container["resources"]["requests"]["cpu"] == "48"
     assert {"name": "TR_GEMMA_DISTRIBUTED_STRATEGY", "value": "fsdp"} in container["env"]
     # Scoring stays one process on one GPU.
     assert build_trainer_pod_spec(KubernetesGpuLauncher(image=IMAGE), "27b", EVAL)["containers"][0]["command"] == \
@@ -156,7 +159,7 @@ def test_gpu_count_is_the_fewest_that_fit():
     usable = 16 * GIB * launcher.usable_memory_fraction
     from tr_gemma.training.memory import estimate_training_memory
 
-    e = estimate_training_memory(GEMMA3_TEXT_CONFIGS["27b"], 2, 4096, 32)
+    e = estimate_training_memory(GEMMA3_TEXT_CONFIGS["27b"], 2, 4096, 32, attention="packed_varlen")
     per_gpu = lambda n: e.activations + e.logits + e.fixed + (e.weights + e.lora) / n  # noqa: E731
     assert per_gpu(plan.gpus) <= usable < per_gpu(plan.gpus - 1)
     assert math.isclose(plan.per_gpu_bytes, per_gpu(plan.gpus))
@@ -177,7 +180,7 @@ def test_gpus_per_size_asks_for_more_gpus_never_fewer():
     launcher = KubernetesGpuLauncher(image=IMAGE, gpus_per_size={"27b": 4, "12b": 1})
     assert plan_pod(launcher, "27b", TRAIN).gpus == 4
     small = KubernetesGpuLauncher(image=IMAGE, gpu_memory_gib=16, gpus_per_size={"27b": 1})
-    assert plan_pod(small, "27b", TRAIN).gpus == 4
+    assert plan_pod(small, "27b", TRAIN).gpus == 6
 
 
 def test_the_run_recipe_sizes_the_pod():

@@ -20,6 +20,7 @@ import pandas as pd
 
 from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement
+from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.recipe import Recipe
 
 
@@ -370,8 +371,11 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
     state_dict = trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
     if prepared.place.is_main:  # one writer; the other ranks only trained
         with atomic_directory(adapter_dir, replace=True) as staging:
-            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(
-                staging, safe_serialization=True, state_dict=state_dict)
+            peft_model = trainer.accelerator.unwrap_model(trainer.model)
+            if state_dict is None:
+                peft_model.save_pretrained(staging, safe_serialization=True)
+            else:
+                save_adapter_from_full_state_dict(peft_model, state_dict, staging)
             prepared.tokenizer.save_pretrained(staging)
             (staging / "recipe.json").write_text(json.dumps(recipe.model_dump(), indent=2))
         with atomic_file(job.output_dir / "report.json") as staging:

@@ -27,6 +27,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tr_gemma.training.varlen_attention import NAME as VARLEN_ATTENTION
+
 GIB = 2**30
 
 
@@ -72,7 +74,7 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
         activations=tokens * hidden * 2 * layers + tokens * (6 * inter + 10 * hidden) * 2,
         logits=tokens * vocab * 12 if loss == "full_logits" else tokens * hidden * 2 * 14,
         fixed=(1 * GIB if loss == "full_logits" else 0.25 * GIB)
-        + (embedding_params * 2 if attention == "packed_varlen" else 0),
+        + (embedding_params * 2 if attention == VARLEN_ATTENTION else 0),
     )
 
 

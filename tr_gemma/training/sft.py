@@ -446,7 +446,7 @@ def _eval_loss_before(trainer, output_dir: Path, resume_from: Path | None, log, 
         return math.nan
     if trainer.is_fsdp_enabled:
         trainer.args.eval_on_start = True
-        trainer.add_callback(_EvalBeforeRecorder(stored, log, is_main))
+        trainer.add_callback(_eval_before_recorder(stored, log, is_main))
         return None
     loss = trainer.evaluate()["eval_loss"]
     _record_eval_before(stored, loss, log, is_main)
@@ -460,7 +460,7 @@ def _record_eval_before(stored: Path, loss: float, log, is_main: bool) -> None:
         stored.write_text(json.dumps({"eval_loss": loss}))
 
 
-def _EvalBeforeRecorder(stored: Path, log, is_main: bool):
+def _eval_before_recorder(stored: Path, log, is_main: bool):
     """A callback that keeps the step-0 evaluation as the run's 'before' loss (for a resume)."""
     from transformers import TrainerCallback
 

@@ -36,6 +36,7 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "liger": {"training": {"use_liger_kernel": True}},
     "flex": {"training": {"attn_implementation": "flex_attention"}},
     "varlen": {"training": {"attn_implementation": "packed_varlen"}},
+    "sdpa": {"training": {"attn_implementation": "sdpa"}},  # the 4B+ recipes default to varlen
     "offload": {"training": {"activation_offloading": True}},
     "nopack": {"training": {"packing": False}},
 }

@@ -1,31 +1,20 @@
-"""The real Gemma 3 text-model shapes (from Google's configs), for random-weight benchmarks."""
+"""Gemma 3 text-model shapes for random-weight benchmarks (tr_gemma.gemma3_shapes, plus a tiny CPU one)."""
 
 from __future__ import annotations
 
-VOCAB = 262_144
+from tr_gemma.gemma3_shapes import SHAPES as GEMMA3_SHAPES
+from tr_gemma.gemma3_shapes import text_config as gemma3_text_config
 
-SHAPES: dict[str, dict] = {
-    "270m": dict(hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4,
-                 num_key_value_heads=1, head_dim=256, sliding_window=512, query_pre_attn_scalar=256),
-    "1b": dict(hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
-               num_key_value_heads=1, head_dim=256, sliding_window=512, query_pre_attn_scalar=256),
-    "4b": dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
-               num_key_value_heads=4, head_dim=256, sliding_window=1024, query_pre_attn_scalar=256),
-    "12b": dict(hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
-                num_key_value_heads=8, head_dim=256, sliding_window=1024, query_pre_attn_scalar=256),
-    "27b": dict(hidden_size=5376, intermediate_size=21504, num_hidden_layers=62, num_attention_heads=32,
-                num_key_value_heads=16, head_dim=128, sliding_window=1024, query_pre_attn_scalar=168),
-    # CPU smoke test of the benchmark itself (not a Gemma size)
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, head_dim=32, sliding_window=64, query_pre_attn_scalar=32),
-}
+# CPU smoke test of the benchmark itself (not a Gemma size)
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            head_dim=32, sliding_window=64, query_pre_attn_scalar=32, vocab_size=262_144)
 
 
 def text_config(size: str, layers: int | None = None) -> dict:
-    shape = dict(SHAPES[size])
-    if layers:
-        shape["num_hidden_layers"] = layers
-    return dict(vocab_size=VOCAB, max_position_embeddings=32_768, rope_theta=1_000_000.0, **shape)
+    if size in GEMMA3_SHAPES:
+        return gemma3_text_config(size, layers)
+    shape = dict(TINY, num_hidden_layers=layers or TINY["num_hidden_layers"])
+    return dict(max_position_embeddings=32_768, rope_theta=1_000_000.0, **shape)
 
 
 def matmul_parameters(config: dict) -> int:

@@ -35,6 +35,8 @@ from typing import Literal, Optional
 import dagster as dg
 from pydantic import Field
 
+from tr_gemma.gemma3_shapes import SHAPES as GEMMA3_SHAPES
+from tr_gemma.gemma3_shapes import text_config as published_text_config
 from tr_gemma.training.distributed import STRATEGY_ENV
 
 GIB = 2**30
@@ -43,21 +45,8 @@ PER_PROCESS_HOST_BYTES = 8 * GIB  # Python, CUDA context, tokenizer, data loadin
 EVALUATION_WORKING_BYTES = 4 * GIB  # lm-eval's scoring batches ('auto' batch size fills what is left)
 MIN_HOST_MEMORY_GIB = 16
 
-# Text-model shapes of the published checkpoints (`text_config` of google/gemma-3-<size>-pt), so a
-# pod can be sized before its checkpoint is on disk; a checkpoint's own config.json wins when the
-# run can read it.
-GEMMA3_TEXT_CONFIGS: dict[str, dict] = {
-    "270m": dict(hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4,
-                 num_key_value_heads=1, head_dim=256, vocab_size=262_144),
-    "1b": dict(hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
-               num_key_value_heads=1, head_dim=256, vocab_size=262_144),
-    "4b": dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
-               num_key_value_heads=4, head_dim=256, vocab_size=262_208),
-    "12b": dict(hidden_size=3840, intermediate_size=15360, num_hidden_layers=48, num_attention_heads=16,
-                num_key_value_heads=8, head_dim=256, vocab_size=262_208),
-    "27b": dict(hidden_size=5376, intermediate_size=21504, num_hidden_layers=62, num_attention_heads=32,
-                num_key_value_heads=16, head_dim=128, vocab_size=262_208),
-}
+# Published shapes, so a pod can be sized before its checkpoint is on disk (its config.json wins).
+GEMMA3_TEXT_CONFIGS: dict[str, dict] = {size: published_text_config(size) for size in GEMMA3_SHAPES}
 
 
 class KubernetesGpuLauncher(dg.ConfigurableResource):

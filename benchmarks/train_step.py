@@ -131,10 +131,21 @@ def summarize(times: list[float], tokens: list[int], warmup: int) -> dict:
     }
 
 
-def peak_gib(device: str) -> float:
+def peak_gib(device: str, held_before: float = 0.0) -> float:
+    """Peak allocated by this stack: the process peak less what was held before it started."""
     import torch
 
-    return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    return torch.cuda.max_memory_allocated() / 2**30 - held_before if device == "cuda" else float("nan")
+
+
+def allocated_gib(device: str) -> float:
+    """Allocated now. Variants run one after another in one process, and each leaves an
+    embedding-sized tensor alive after its trainer is deleted (see docs/benchmarks.md); a
+    variant's own peak is measured above what was held when it started."""
+    import torch
+
+    gc.collect()
+    return torch.cuda.memory_allocated() / 2**30 if device == "cuda" else 0.0
 
 
 def reset_peak(device: str) -> None:
@@ -167,6 +178,7 @@ def run_baseline(model_dir: Path, recipe, batches: list, warmup: int, steps: int
     from transformers import BitsAndBytesConfig, Gemma3ForCausalLM
 
     reset_peak(device)
+    held_before = allocated_gib(device)
     model = Gemma3ForCausalLM.from_pretrained(
         model_dir, dtype=torch.bfloat16, attn_implementation="sdpa",
         device_map={"": 0} if device == "cuda" else {"": "cpu"},
@@ -211,8 +223,8 @@ def run_baseline(model_dir: Path, recipe, batches: list, warmup: int, steps: int
         timer._sync()
         times.append(time.perf_counter() - start)
         tokens.append(seen)
-    result = {**summarize(times, tokens, warmup), "peak_memory_allocated_gib": peak_gib(device),
-              "last_loss": float(loss)}
+    result = {**summarize(times, tokens, warmup), "peak_memory_allocated_gib": peak_gib(device, held_before),
+              "held_before_gib": held_before, "last_loss": float(loss)}
     del model, optimizer, params
     reset_peak(device)
     return result
@@ -220,9 +232,10 @@ def run_baseline(model_dir: Path, recipe, batches: list, warmup: int, steps: int
 
 def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0, profile: bool = False) -> tuple[dict, list]:
     """The project's own trainer path on `job` (one variant); optionally hands back its batches."""
-    from tr_gemma.training.sft import prepare_training
+    from tr_gemma.training.sft import prepare_training, release_optimizer_registry
 
     reset_peak(device)
+    held_before = allocated_gib(device)
     timer = StepTimer(device)
     prepared = prepare_training(job, lambda metrics: None, print, extra_callbacks=[timer.callback])
     trainer, recipe = prepared.trainer, prepared.recipe
@@ -245,11 +258,12 @@ def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0
     else:
         trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    result = {**summarize(timer.times, timer.tokens, warmup), "peak_memory_allocated_gib": peak_gib(device),
-              "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump()}
+    result = {**summarize(timer.times, timer.tokens, warmup), "peak_memory_allocated_gib": peak_gib(device, held_before),
+              "held_before_gib": held_before, "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump()}
     if profiler_table:
         result["profile"] = profiler_table
     del prepared, trainer
+    release_optimizer_registry()
     reset_peak(device)
     return result, batches
 

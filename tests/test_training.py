@@ -10,7 +10,7 @@ from tr_gemma.errors import PipelineInputError
 from tr_gemma.training.callbacks import LossGuard, NonFiniteLossError
 from tr_gemma.training.recipe import LORA_TARGETS, RECIPES_DIR, load_recipe
 from tr_gemma.training.resume import JOB_FILE, prepare_checkpoint_dir
-from tr_gemma.training.sft import TrainingJob, load_tokenizer, sft_config
+from tr_gemma.training.sft import TrainingJob, load_tokenizer, release_optimizer_registry, sft_config
 
 # --- recipes -------------------------------------------------------------------------------
 
@@ -97,6 +97,28 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model_dir, tmp_path):
         for start, end in zip(starts, starts[1:]):
             alone = model(input_ids=batch["input_ids"][:, start:end]).logits[0]
             torch.testing.assert_close(packed[start:end], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_a_finished_trainer_leaves_no_embedding_alive_in_bitsandbytes(tiny_model_dir, tmp_path):
+    """Regression: the 8-bit optimizer's embedding registration kept a vocab x hidden tensor alive
+    after its trainer, inflating the next trainer's peak in the same process by that much."""
+    import gc
+    import weakref
+
+    from bitsandbytes.optim import GlobalOptimManager
+
+    rows = [{"prompt": [m[0]], "completion": [m[1]]} for m in [to_messages("", "Bir renk söyle.", "", "Mavi.")]]
+    trainer = _trainer(tiny_model_dir, rows, tmp_path)
+    assert trainer.args.optim == "paged_adamw_8bit"
+    trainer.create_optimizer()
+    embedding = weakref.ref(trainer.model.get_input_embeddings())
+    assert any(m is embedding() for m, _, _ in GlobalOptimManager.get_instance().module_weight_config_triple)
+    del trainer
+    gc.collect()
+    assert embedding() is not None  # what the leak was: bitsandbytes still holds it
+    release_optimizer_registry()  # what `train` does when it is done
+    gc.collect()
+    assert embedding() is None
 
 
 # --- guards ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The project's fast training path computes the same loss and gradients as the plain baseline.
 
 Project path: the trainer's own model (tr_gemma.training.sft.prepare_training with each speed
-lever of LEVERS: varlen FlashAttention, flex attention, Liger's RMSNorm/RoPE/GeGLU kernels; trl's
+lever of LEVERS: varlen FlashAttention, flex attention, Liger's RMSNorm/RoPE/GeGLU kernels, activation
+offloading to host memory; trl's
 fused LM head) and its compute_loss. Baseline: the
 same checkpoint in NF4 + PEFT, SDPA, the model's standard loss over full logits. Both get the
 same LoRA weights (B made non-zero so every adapter carries gradient) and one row of three packed
@@ -45,6 +46,8 @@ LEVERS = {
     "liger": {"use_liger_kernel": True},
     "flex+liger": {"attn_implementation": "flex_attention", "use_liger_kernel": True},
     "varlen+liger": {"attn_implementation": "packed_varlen", "use_liger_kernel": True},
+    "offload": {"activation_offloading": True},
+    "varlen+offload": {"attn_implementation": "packed_varlen", "activation_offloading": True},
 }
 
 
@@ -97,10 +100,11 @@ def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict) -> No
     position_ids = torch.cat([torch.arange(n, device=device) for n in (200, 180, 132)])[None]
 
     project.train()
-    with torch.autocast(device, dtype=torch.bfloat16):
+    # the trainer's training_step runs forward and backward inside its offloading context
+    with prepared.trainer.maybe_activation_offload_context, torch.autocast(device, dtype=torch.bfloat16):
         project_loss = prepared.trainer.compute_loss(project, {"input_ids": ids, "labels": labels,
                                                                "position_ids": position_ids})
-    project_loss.backward()
+        project_loss.backward()
     with torch.autocast(device, dtype=torch.bfloat16):
         baseline_loss = baseline(input_ids=ids, labels=labels, position_ids=position_ids).loss
     baseline_loss.backward()

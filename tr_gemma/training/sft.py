@@ -383,7 +383,24 @@ def train(job: TrainingJob, emit: Callable[[dict], None], log: Callable[[str], N
         shutil.rmtree(job.output_dir / "checkpoints", ignore_errors=True)  # done; the adapter is in place
     if prepared.place.distributed:
         trainer.accelerator.wait_for_everyone()
+    release_optimizer_registry()
     return report
+
+
+def release_optimizer_registry() -> None:
+    """Forget the embedding modules transformers registered with bitsandbytes.
+
+    Building an 8-bit optimizer, the Trainer registers every `nn.Embedding` with bitsandbytes'
+    process-wide `GlobalOptimManager` (to keep their states in 32 bit), and the manager holds the
+    module, a vocab x hidden tensor, for the life of the process: a second trainer in the same
+    process (the benchmarks, the tests) would start with the first one's embedding still on the GPU.
+    """
+    import sys
+
+    if "bitsandbytes" in sys.modules:
+        from bitsandbytes.optim import GlobalOptimManager
+
+        GlobalOptimManager.get_instance().initialize()
 
 
 def _device_name(device: str, place: Placement, sharded: bool) -> str:

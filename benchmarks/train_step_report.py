@@ -24,20 +24,60 @@ def load(paths: list[str]) -> list[dict]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
 
-def extrapolate(runs: list[dict], variant: str, layers: int) -> dict | None:
-    """Linear fit of step time per token and of peak memory over the runs' layer counts."""
-    points = [(r["layers"], r["results"][variant]) for r in runs if "tokens_per_second" in r["results"].get(variant, {})]
-    if len(points) < 2:
+def own_peak(run: dict, variant: str) -> float | None:
+    """The variant's own peak, or None where the run cannot tell it apart from an earlier one's.
+
+    Before 2026-11-27 (second session) each trainer left its embedding registered with
+    bitsandbytes' process-wide optimizer manager, so every variant after the first project
+    variant of a run peaked that much higher (one embedding per earlier trainer). Runs since
+    record `held_before_gib` and measure each peak above it; of older runs only the first
+    variant (results keep run order) is clean.
+    """
+    result = run["results"].get(variant, {})
+    if "peak_memory_allocated_gib" not in result:
         return None
-    (l1, a), (l2, b) = sorted(points, key=lambda p: p[0])[:2]
+    if "held_before_gib" in result or variant == next(iter(run["results"])):
+        return result["peak_memory_allocated_gib"]
+    return None
+
+
+def planner_points(runs: list[dict]) -> list[dict]:
+    """Every clean peak of the project's trainer with the planner's estimate for its shape and recipe."""
+    from tr_gemma.training.memory import estimate_training_memory
+
+    points = []
+    for run in runs:
+        for variant, r in run["results"].items():
+            measured = own_peak(run, variant)
+            if not variant.startswith("project") or measured is None:
+                continue
+            t = r["recipe_training"]
+            estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"], t["max_length"],
+                                                run["lora_r"], attention=t.get("attn_implementation", "sdpa"),
+                                                offloading=t.get("activation_offloading", False))
+            points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
+                           "length": t["max_length"], "variant": variant, "date": run["date"],
+                           "estimate_gib": estimate.total / 2**30, "measured_gib": measured})
+    return points
+
+
+def extrapolate(runs: list[dict], variant: str, layers: int) -> dict | None:
+    """Linear fit of step time per token and of peak memory over the runs' layer counts
+    (the last run given for each layer count)."""
+    by_layers = {r["layers"]: r for r in runs if "tokens_per_second" in r["results"].get(variant, {})}
+    if len(by_layers) < 2:
+        return None
+    (l1, run_a), (l2, run_b) = sorted(by_layers.items())[:2]
+    a, b = run_a["results"][variant], run_b["results"][variant]
     time_per_token = lambda r: 1 / r["tokens_per_second"]  # noqa: E731
     slope_t = (time_per_token(b) - time_per_token(a)) / (l2 - l1)
-    slope_m = (b["peak_memory_allocated_gib"] - a["peak_memory_allocated_gib"]) / (l2 - l1)
-    return {
-        "tokens_per_second": 1 / (time_per_token(a) + slope_t * (layers - l1)),
-        "peak_memory_allocated_gib": a["peak_memory_allocated_gib"] + slope_m * (layers - l1),
-        "extrapolated_from_layers": [l1, l2],
-    }
+    result = {"tokens_per_second": 1 / (time_per_token(a) + slope_t * (layers - l1)),
+              "extrapolated_from_layers": [l1, l2]}
+    peak_a = own_peak(run_a, variant) if variant.startswith("project") else a.get("peak_memory_allocated_gib")
+    peak_b = own_peak(run_b, variant) if variant.startswith("project") else b.get("peak_memory_allocated_gib")
+    if peak_a is not None and peak_b is not None:
+        result["peak_memory_allocated_gib"] = peak_a + (peak_b - peak_a) / (l2 - l1) * (layers - l1)
+    return result
 
 
 def size_rows(runs: list[dict]) -> dict[str, dict]:
@@ -77,41 +117,35 @@ def stacks_table(table: dict[str, dict], project: str) -> str:
             if not r or "tokens_per_second" not in r:
                 continue
             note = " (extrapolated from {}/{} layers)".format(*r["extrapolated_from_layers"]) if "extrapolated_from_layers" in r else ""
+            peak = r.get("peak_memory_allocated_gib")
             lines.append(f"| {size}{note} | {variant} | {r['tokens_per_second']:,.0f} | {r['mfu']:.1%} | "
-                         f"{r['peak_memory_allocated_gib']:.2f} | {r.get('ratio_to_baseline') or 1:.2f}x |")
+                         f"{'n/a' if peak is None else f'{peak:.2f}'} | {r.get('ratio_to_baseline') or 1:.2f}x |")
     return "\n".join(lines)
 
 
 def levers_table(runs: list[dict]) -> str:
-    lines = ["| size | variant | tokens/s | peak allocated (GiB) | vs baseline |", "|---|---|---|---|---|"]
+    lines = ["| size | variant | tokens/s | peak allocated (GiB) | vs baseline | run |", "|---|---|---|---|---|---|"]
     for run in runs:
         if run["layers"] != run["full_layers"]:
             continue
         for variant, r in run["results"].items():
             if "tokens_per_second" in r:
+                peak = own_peak(run, variant) if variant.startswith("project") else r["peak_memory_allocated_gib"]
+                shown = f"{peak:.2f}" if peak is not None else "(held an earlier trainer's embedding)"
                 lines.append(f"| {run['size']} (L={run['max_length']}) | {variant} | {r['tokens_per_second']:,.0f} | "
-                             f"{r['peak_memory_allocated_gib']:.2f} | {r.get('ratio_to_baseline') or 0:.2f}x |")
+                             f"{shown} | {r.get('ratio_to_baseline') or 0:.2f}x | {run['date']} |")
             else:
-                lines.append(f"| {run['size']} | {variant} | failed: {r.get('error', '?')[:80]} | | |")
+                lines.append(f"| {run['size']} | {variant} | failed: {r.get('error', '?')[:80]} | | | |")
     return "\n".join(lines)
 
 
 def planner_table(runs: list[dict]) -> str:
-    from tr_gemma.training.memory import estimate_training_memory
-
-    lines = ["| size | layers | tokens per micro-step | variant | estimate (GiB) | measured (GiB) | error |",
-             "|---|---|---|---|---|---|---|"]
-    for run in runs:
-        for variant, r in run["results"].items():
-            if not variant.startswith("project") or "peak_memory_allocated_gib" not in r:
-                continue
-            t = r["recipe_training"]
-            estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"], t["max_length"],
-                                                run["lora_r"], attention=t.get("attn_implementation", "sdpa"))
-            measured = r["peak_memory_allocated_gib"]
-            error = estimate.total / 2**30 / measured - 1
-            lines.append(f"| {run['size']} | {run['layers']} | {t['per_device_train_batch_size']} x {t['max_length']} | "
-                         f"{variant} | {estimate.total / 2**30:.2f} | {measured:.2f} | {error:+.1%} |")
+    lines = ["| size | layers | tokens per micro-step | variant | estimate (GiB) | measured (GiB) | error | run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in planner_points(runs):
+        lines.append(f"| {p['size']} | {p['layers']} | {p['batch']} x {p['length']} | {p['variant']} | "
+                     f"{p['estimate_gib']:.2f} | {p['measured_gib']:.2f} | {p['estimate_gib'] / p['measured_gib'] - 1:+.1%} | "
+                     f"{p['date']} |")
     return "\n".join(lines)
 
 

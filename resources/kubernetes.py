@@ -211,15 +211,21 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
     if config is None:
         raise dg.Failure(f"Kubernetes launcher: no model shapes for size '{size}'.", allow_retries=False)
     training, lora = _recipe_sections(size, recipe)
-    estimate = estimate_training_memory(config, training["per_device_train_batch_size"],
+
+    def estimate_with(offloading: bool):
+        return estimate_training_memory(config, training["per_device_train_batch_size"],
                                         training["max_length"], lora["r"],
-                                        attention=training.get("attn_implementation", "sdpa"))
+                                        attention=training.get("attn_implementation", "sdpa"), offloading=offloading)
+
+    estimate = estimate_with(bool(training.get("activation_offloading", False)))
     bf16_bytes = _parameter_count(config) * 2
     usable = launcher.gpu_memory_gib * GIB * launcher.usable_memory_fraction
     gpu_text = f"{launcher.gpu_memory_gib:g} GiB GPUs ({launcher.usable_memory_fraction:.0%} usable)"
     role = step_role(module)
     host_copies = 1
     if role == "training":
+        if estimate.total > usable:  # several GPUs train under FSDP, where activation offloading is off
+            estimate = estimate_with(False)
         replicated = estimate.activations + estimate.logits + estimate.fixed  # every GPU's own micro-batch
         sharded = estimate.weights + estimate.lora  # split across the pod's GPUs (FSDP)
         if replicated >= usable:

@@ -203,7 +203,7 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str,
         use_cpu=device == "cpu",
         disable_tqdm=True,
         use_liger_kernel=t.use_liger_kernel and gpu,
-        activation_offloading=t.activation_offloading and gpu,
+        activation_offloading=t.activation_offloading and gpu and not _fsdp_arguments(place),
         # LoRA trains every adapter on every step, so DDP need not search for unused parameters
         ddp_find_unused_parameters=False if place.distributed else None,
         **_fsdp_arguments(place),
@@ -211,7 +211,9 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str,
 
 
 def _fsdp_arguments(place: Placement) -> dict:
-    """FSDP with QLoRA: decoder layers sharded across the GPUs (for sizes one card cannot hold)."""
+    """FSDP with QLoRA: decoder layers sharded across the GPUs (for sizes one card cannot hold).
+
+    Activation offloading stays off here: it is measured on one GPU and under DDP only."""
     if not (place.distributed and place.strategy == "fsdp"):
         return {}
     return {

@@ -139,9 +139,9 @@ def peak_gib(device: str, held_before: float = 0.0) -> float:
 
 
 def allocated_gib(device: str) -> float:
-    """Allocated now. Variants run one after another in one process, and each leaves an
-    embedding-sized tensor alive after its trainer is deleted (see docs/benchmarks.md); a
-    variant's own peak is measured above what was held when it started."""
+    """Allocated now. Variants run one after another in one process; whatever an earlier one
+    left allocated (until 2026-11-27 its embedding, held by bitsandbytes: docs/benchmarks.md) is
+    not this variant's, so its peak is measured above what was held when it started."""
     import torch
 
     gc.collect()

@@ -28,8 +28,8 @@ def own_peak(run: dict, variant: str) -> float | None:
     """The variant's own peak, or None where the run cannot tell it apart from an earlier one's.
 
     Before 2026-11-27 (second session) each trainer left its embedding registered with
-    bitsandbytes' process-wide optimizer manager, so every variant after the first project
-    variant of a run peaked that much higher (one embedding per earlier trainer). Runs since
+    bitsandbytes' process-wide optimizer manager, so every stack after the first one of a run
+    (the baseline included) peaked that much higher (one embedding per earlier trainer). Runs since
     record `held_before_gib` and measure each peak above it; of older runs only the first
     variant (results keep run order) is clean.
     """
@@ -73,8 +73,7 @@ def extrapolate(runs: list[dict], variant: str, layers: int) -> dict | None:
     slope_t = (time_per_token(b) - time_per_token(a)) / (l2 - l1)
     result = {"tokens_per_second": 1 / (time_per_token(a) + slope_t * (layers - l1)),
               "extrapolated_from_layers": [l1, l2]}
-    peak_a = own_peak(run_a, variant) if variant.startswith("project") else a.get("peak_memory_allocated_gib")
-    peak_b = own_peak(run_b, variant) if variant.startswith("project") else b.get("peak_memory_allocated_gib")
+    peak_a, peak_b = own_peak(run_a, variant), own_peak(run_b, variant)
     if peak_a is not None and peak_b is not None:
         result["peak_memory_allocated_gib"] = peak_a + (peak_b - peak_a) / (l2 - l1) * (layers - l1)
     return result
@@ -89,8 +88,10 @@ def size_rows(runs: list[dict]) -> dict[str, dict]:
     table: dict[str, dict] = {}
     for size, size_runs in by_size.items():
         full = [r for r in size_runs if r["layers"] == r["full_layers"]]
-        if full:
-            table[size] = {"run": full[-1], "results": full[-1]["results"]}
+        if full:  # the newest clean-format run of the size; peaks only where they are the stack's own
+            run = max(full, key=lambda r: (any("held_before_gib" in v for v in r["results"].values()), r["date"]))
+            table[size] = {"run": run, "results": {v: {**r, "peak_memory_allocated_gib": own_peak(run, v)}
+                                                   for v, r in run["results"].items()}}
             continue
         variants = {v for r in size_runs for v in r["results"]}
         results = {v: e for v in variants if (e := extrapolate(size_runs, v, size_runs[0]["full_layers"]))}
@@ -130,7 +131,7 @@ def levers_table(runs: list[dict]) -> str:
             continue
         for variant, r in run["results"].items():
             if "tokens_per_second" in r:
-                peak = own_peak(run, variant) if variant.startswith("project") else r["peak_memory_allocated_gib"]
+                peak = own_peak(run, variant)
                 shown = f"{peak:.2f}" if peak is not None else "(held an earlier trainer's embedding)"
                 lines.append(f"| {run['size']} (L={run['max_length']}) | {variant} | {r['tokens_per_second']:,.0f} | "
                              f"{shown} | {r.get('ratio_to_baseline') or 0:.2f}x | {run['date']} |")

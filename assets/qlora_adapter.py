@@ -60,6 +60,7 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
     every `save_steps`; a killed run resumes from the last complete one. Without a GPU the same
     code runs on the CPU with the recipe's small step budget.
     """
+    from tr_gemma.training.distributed import offloads_activations
     from tr_gemma.training.memory import estimate_for_checkpoint
     from tr_gemma.training.recipe import load_recipe
 
@@ -74,11 +75,9 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
         raise dg.Failure(f"gemma_chat_dataset has not been materialized ({data_path} missing).", allow_retries=False)
 
     t = recipe.training
-    # the trainer keeps activations on the GPU under FSDP; the Kubernetes launcher plans that itself
-    sharded = getattr(gpu, "strategy", None) == "fsdp" and getattr(gpu, "num_gpus", 1) > 1
     estimate = estimate_for_checkpoint(manifest["path"], t.per_device_train_batch_size, t.max_length, recipe.lora.r,
                                        attention=t.attn_implementation,
-                                       offloading=t.activation_offloading and not sharded)
+                                       offloading=offloads_activations(t.activation_offloading, gpu.shards_training))
     device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
                            shardable_bytes=estimate.weights + estimate.lora)
     context.log.info(f"Memory estimate on GPU: {estimate.describe()}; training on {device}.")

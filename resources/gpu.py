@@ -80,6 +80,11 @@ class GpuResource(dg.ConfigurableResource):
             return "cpu"
         return "cuda"
 
+    @property
+    def shards_training(self) -> bool:
+        """Training runs FSDP over several GPUs (the trainer's memory is planned for that)."""
+        return self.strategy == "fsdp" and self.num_gpus > 1
+
     def preflight(self, estimate_bytes: float, described: str, what: str, shardable_bytes: float = 0.0) -> str:
         """The device to use; fails before any weights load when the job cannot fit."""
         device = self.resolve_device()

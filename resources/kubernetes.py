@@ -37,7 +37,7 @@ from pydantic import Field
 
 from tr_gemma.gemma3_shapes import SHAPES as GEMMA3_SHAPES
 from tr_gemma.gemma3_shapes import text_config as published_text_config
-from tr_gemma.training.distributed import STRATEGY_ENV
+from tr_gemma.training.distributed import STRATEGY_ENV, offloads_activations
 
 GIB = 2**30
 DEPLOYMENT_ENV = "TR_GEMMA_DEPLOYMENT"
@@ -96,6 +96,11 @@ class KubernetesGpuLauncher(dg.ConfigurableResource):
     def resolve_device(self) -> str:
         """The pods run on GPU nodes: always cuda (no nvidia-smi in the CPU run pod)."""
         return "cuda"
+
+    @property
+    def shards_training(self) -> bool:
+        """The pod plan decides the GPU count (and with it FSDP) itself; the preflight estimate is one GPU's."""
+        return False
 
     def preflight(self, estimate_bytes: float, described: str, what: str, shardable_bytes: float = 0.0) -> str:
         """Whether the step can fit at all is decided when its pod is planned (`run_module`),
@@ -212,20 +217,21 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
         raise dg.Failure(f"Kubernetes launcher: no model shapes for size '{size}'.", allow_retries=False)
     training, lora = _recipe_sections(size, recipe)
 
-    def estimate_with(offloading: bool):
+    def estimate_with(sharded: bool):
+        offloading = offloads_activations(bool(training.get("activation_offloading", False)), sharded)
         return estimate_training_memory(config, training["per_device_train_batch_size"],
                                         training["max_length"], lora["r"],
                                         attention=training.get("attn_implementation", "sdpa"), offloading=offloading)
 
-    estimate = estimate_with(bool(training.get("activation_offloading", False)))
+    estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2
     usable = launcher.gpu_memory_gib * GIB * launcher.usable_memory_fraction
     gpu_text = f"{launcher.gpu_memory_gib:g} GiB GPUs ({launcher.usable_memory_fraction:.0%} usable)"
     role = step_role(module)
     host_copies = 1
     if role == "training":
-        if estimate.total > usable:  # several GPUs train under FSDP, where activation offloading is off
-            estimate = estimate_with(False)
+        if estimate.total > usable:  # several GPUs: the pod trains under FSDP
+            estimate = estimate_with(sharded=True)
         replicated = estimate.activations + estimate.logits + estimate.fixed  # every GPU's own micro-batch
         sharded = estimate.weights + estimate.lora  # split across the pod's GPUs (FSDP)
         if replicated >= usable:

@@ -30,6 +30,17 @@ class Placement:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def sharded(self) -> bool:
+        """FSDP over several processes (the 4-bit weights split across the GPUs)."""
+        return self.distributed and self.strategy == "fsdp"
+
+
+def offloads_activations(requested: bool, sharded: bool) -> bool:
+    """Whether the trainer offloads checkpointed activations to host memory: as the recipe asks,
+    except under FSDP, where it is not measured (one GPU and DDP are)."""
+    return requested and not sharded
+
 
 def placement() -> Placement:
     strategy = os.environ.get(STRATEGY_ENV, "ddp")

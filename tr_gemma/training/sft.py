@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
-from tr_gemma.training.distributed import Placement, per_device_accumulation, placement
+from tr_gemma.training.distributed import Placement, offloads_activations, per_device_accumulation, placement
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.recipe import Recipe
 
@@ -110,7 +110,7 @@ def load_quantized_model(job: TrainingJob, device: str, place: Placement | None 
     from tr_gemma.training import varlen_attention
 
     place = place or placement()
-    fsdp = place.distributed and place.strategy == "fsdp"
+    fsdp = place.sharded
     q = job.recipe.quantization
     quantization = BitsAndBytesConfig(
         load_in_4bit=True,
@@ -203,7 +203,7 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str,
         use_cpu=device == "cpu",
         disable_tqdm=True,
         use_liger_kernel=t.use_liger_kernel and gpu,
-        activation_offloading=t.activation_offloading and gpu and not _fsdp_arguments(place),
+        activation_offloading=gpu and offloads_activations(t.activation_offloading, place.sharded),
         # LoRA trains every adapter on every step, so DDP need not search for unused parameters
         ddp_find_unused_parameters=False if place.distributed else None,
         **_fsdp_arguments(place),
@@ -211,10 +211,8 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str,
 
 
 def _fsdp_arguments(place: Placement) -> dict:
-    """FSDP with QLoRA: decoder layers sharded across the GPUs (for sizes one card cannot hold).
-
-    Activation offloading stays off here: it is measured on one GPU and under DDP only."""
-    if not (place.distributed and place.strategy == "fsdp"):
+    """FSDP with QLoRA: decoder layers sharded across the GPUs (for sizes one card cannot hold)."""
+    if not place.sharded:
         return {}
     return {
         "fsdp": True,
@@ -313,7 +311,7 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         peft_config=peft_config,
         callbacks=[LossGuard(), metrics, *(extra_callbacks or [])],
     )
-    if place.strategy == "fsdp" and place.distributed and not trainer.is_fsdp_enabled:
+    if place.sharded and not trainer.is_fsdp_enabled:
         log("FSDP was requested but accelerate runs this launch without it (FSDP needs CUDA GPUs): "
             "training data-parallel instead.")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))

@@ -54,7 +54,9 @@ def planner_points(runs: list[dict]) -> list[dict]:
             t = r["recipe_training"]
             estimate = estimate_training_memory(run["config"], t["per_device_train_batch_size"], t["max_length"],
                                                 run["lora_r"], attention=t.get("attn_implementation", "sdpa"),
-                                                offloading=t.get("activation_offloading", False))
+                                                offloading=t.get("activation_offloading", False),
+                                                fused_norms=t.get("fused_norm_activation", False),
+                                                checkpointing=t.get("gradient_checkpointing", True))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

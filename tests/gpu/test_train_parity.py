@@ -2,7 +2,7 @@
 
 Project path: the trainer's own model (tr_gemma.training.sft.prepare_training with each speed
 lever of LEVERS: varlen FlashAttention, flex attention, Liger's RMSNorm/RoPE/GeGLU kernels, activation
-offloading to host memory; trl's
+offloading to host memory, fused RMSNorm/GeGLU kernels from torch.compile; trl's
 fused LM head) and its compute_loss. Baseline: the
 same checkpoint in NF4 + PEFT, SDPA, the model's standard loss over full logits. Both get the
 same LoRA weights (B made non-zero so every adapter carries gradient) and one row of three packed
@@ -48,6 +48,9 @@ LEVERS = {
     "varlen+liger": {"attn_implementation": "packed_varlen", "use_liger_kernel": True},
     "offload": {"activation_offloading": True},
     "varlen+offload": {"attn_implementation": "packed_varlen", "activation_offloading": True},
+    "fused": {"attn_implementation": "sdpa", "activation_offloading": False, "fused_norm_activation": True},
+    "varlen+offload+fused": {"attn_implementation": "packed_varlen", "activation_offloading": True,
+                             "fused_norm_activation": True},
 }
 
 

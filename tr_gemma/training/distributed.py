@@ -42,6 +42,12 @@ def offloads_activations(requested: bool, sharded: bool) -> bool:
     return requested and not sharded
 
 
+def fuses_norms(requested: bool, sharded: bool) -> bool:
+    """Whether the trainer runs RMSNorm and GeGLU as fused compiled kernels: as the recipe asks,
+    except under FSDP, where it is not measured."""
+    return requested and not sharded
+
+
 def placement() -> Placement:
     strategy = os.environ.get(STRATEGY_ENV, "ddp")
     if strategy not in ("ddp", "fsdp"):

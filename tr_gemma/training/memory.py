@@ -8,6 +8,11 @@ max_length tokens per micro-step:
   activations    T x hidden x 2 per layer (checkpointed layer inputs), only 2 layers' worth with
                  activation offloading (the rest wait in host memory; measured: 1.5-2.4 layers stay)
                  + T x (6 x intermediate + 10 x hidden) x 2 (the one layer recomputed in backward)
+                 - T x hidden x 28 with the fused RMSNorm/GeGLU kernels (eager RMSNorm keeps fp32
+                   copies for its backward; measured 0.27-1.05 GiB less at 1B-27B, 2 x 4096)
+                 without gradient checkpointing, every layer keeps its activations instead:
+                   layers x T x (9 x intermediate + 44 x hidden) (fitted on H100 peaks: 1B 24.1 GiB,
+                   4B 57.1 GiB at 2 x 4096, unfused kernels; the fused saving is not subtracted)
   loss           the project's trainer (trl's fused LM head, log-probs in tiles, no full logits):
                    T x hidden x 2 x 14 (fitted on H100 peaks: 1B and 4B at 2 x 4096)
                  a plain loss over full logits (loss="full_logits", the baseline):
@@ -17,7 +22,8 @@ max_length tokens per micro-step:
                  2 x 4096); varlen and flex attention build none
 
 Measured anchors (docs/benchmarks.md, issue 8 tables): the project's trainer on H100 at 2 x 4096,
-recipe defaults (varlen, offloading): 1B 2.25 GiB, 4B 5.2, 12B 10.9, 27B 20.3 (extrapolated);
+varlen and offloading: 1B 2.22 GiB, 4B 5.24, 12B 10.9, 27B 20.3 (extrapolated); with the fused
+kernels too (the 4B-27B recipe defaults): 4B 4.69, 12B 10.09, 27B 19.3 (extrapolated);
 the plain baseline: 1B 25.5, 4B 28.5, 12B 34.5.
 """
 
@@ -30,6 +36,8 @@ from pathlib import Path
 GIB = 2**30
 DENSE_MASK_ATTENTION = ("sdpa", "eager")
 OFFLOADED_LAYERS_KEPT = 2
+FUSED_NORM_SAVING = 28  # bytes per token per hidden unit (fitted on H100 peaks, 1B-27B)
+UNCHECKPOINTED_LAYER_BYTES = (9, 44)  # per token: x intermediate, x hidden (fitted, 1B and 4B)
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,15 @@ class MemoryEstimate:
 
 
 def estimate_training_memory(config: dict, batch_size: int, max_length: int, lora_r: int, n_targets: int = 7,
-                             loss: str = "fused", attention: str = "sdpa", offloading: bool = False) -> MemoryEstimate:
+                             loss: str = "fused", attention: str = "sdpa", offloading: bool = False,
+                             fused_norms: bool = False, checkpointing: bool = True) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
     `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
     `attention`: the recipe's `training.attn_implementation`; `offloading`: whether checkpointed
-    activations go to host memory (the recipe's `training.activation_offloading`, off under FSDP)."""
+    activations go to host memory (the recipe's `training.activation_offloading`, off under FSDP);
+    `fused_norms`: the recipe's `training.fused_norm_activation` (off under FSDP); `checkpointing`:
+    the recipe's `training.gradient_checkpointing`."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -69,18 +80,27 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     linear_params = layers * sum(a * b for a, b in linear_shapes)
     embedding_params = vocab * hidden
     tokens = batch_size * max_length
+    if checkpointing:
+        activations = (tokens * hidden * 2 * (min(layers, OFFLOADED_LAYERS_KEPT) if offloading else layers)
+                       + tokens * (6 * inter + 10 * hidden) * 2
+                       - (tokens * hidden * FUSED_NORM_SAVING if fused_norms else 0))
+    else:
+        per_inter, per_hidden = UNCHECKPOINTED_LAYER_BYTES
+        activations = layers * tokens * (per_inter * inter + per_hidden * hidden)
+    if attention in DENSE_MASK_ATTENTION:
+        activations += batch_size * max_length**2 * 8
     return MemoryEstimate(
         weights=linear_params * 0.5 * 1.03 + embedding_params * 2,
         lora=layers * sum(lora_r * (a + b) for a, b in linear_shapes) * 8,
-        activations=tokens * hidden * 2 * (min(layers, OFFLOADED_LAYERS_KEPT) if offloading else layers)
-        + tokens * (6 * inter + 10 * hidden) * 2
-        + (batch_size * max_length**2 * 8 if attention in DENSE_MASK_ATTENTION else 0),
+        activations=activations,
         logits=tokens * vocab * 12 if loss == "full_logits" else tokens * hidden * 2 * 14,
         fixed=1 * GIB if loss == "full_logits" else 0.25 * GIB,
     )
 
 
 def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, lora_r: int,
-                            attention: str = "sdpa", offloading: bool = False) -> MemoryEstimate:
+                            attention: str = "sdpa", offloading: bool = False, fused_norms: bool = False,
+                            checkpointing: bool = True) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
-    return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading)
+    return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,
+                                    fused_norms=fused_norms, checkpointing=checkpointing)

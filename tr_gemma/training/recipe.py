@@ -72,6 +72,7 @@ class Training(_Strict):
     attn_implementation: Literal["sdpa", "packed_varlen", "flex_attention", "eager"] = "sdpa"
     use_liger_kernel: bool = False  # Liger's RMSNorm, RoPE and GeGLU kernels (the loss stays trl's fused LM head)
     activation_offloading: bool = False  # checkpointed activations kept in host memory until backward
+    fused_norm_activation: bool = False  # RMSNorm and GeGLU as torch.compile-generated fused kernels
 
     @field_validator("fp16")
     @classmethod

@@ -19,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
-from tr_gemma.training.distributed import Placement, offloads_activations, per_device_accumulation, placement
+from tr_gemma.training.distributed import (Placement, fuses_norms, offloads_activations, per_device_accumulation,
+                                           placement)
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
+from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
 from tr_gemma.training.recipe import Recipe
 
 
@@ -314,6 +316,15 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
     if place.sharded and not trainer.is_fsdp_enabled:
         log("FSDP was requested but accelerate runs this launch without it (FSDP needs CUDA GPUs): "
             "training data-parallel instead.")
+    if device == "cuda" and fuses_norms(recipe.training.fused_norm_activation, place.sharded):
+        if not compiler_available():
+            raise TrainingPreflightError("training.fused_norm_activation needs torch.compile's Triton backend, which "
+                                         "is not installed; install triton or set fused_norm_activation: false.")
+        norms, mlps = fuse_norms_and_activations(trainer.model)
+        log(f"Fused kernels (torch.compile) for {norms} RMSNorms and {mlps} GeGLU MLPs; "
+            "the first step includes their compile.")
+    elif device == "cuda" and recipe.training.fused_norm_activation:
+        log("training.fused_norm_activation is off under FSDP (not measured there).")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
 
 

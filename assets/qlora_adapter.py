@@ -60,7 +60,7 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
     every `save_steps`; a killed run resumes from the last complete one. Without a GPU the same
     code runs on the CPU with the recipe's small step budget.
     """
-    from tr_gemma.training.distributed import fuses_norms, offloads_activations
+    from tr_gemma.training.distributed import unless_sharded
     from tr_gemma.training.memory import estimate_for_checkpoint
     from tr_gemma.training.recipe import load_recipe
 
@@ -77,8 +77,8 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
     t = recipe.training
     estimate = estimate_for_checkpoint(manifest["path"], t.per_device_train_batch_size, t.max_length, recipe.lora.r,
                                        attention=t.attn_implementation,
-                                       offloading=offloads_activations(t.activation_offloading, gpu.shards_training),
-                                       fused_norms=fuses_norms(t.fused_norm_activation, gpu.shards_training),
+                                       offloading=unless_sharded(t.activation_offloading, gpu.shards_training),
+                                       fused_norms=unless_sharded(t.fused_norm_activation, gpu.shards_training),
                                        checkpointing=t.gradient_checkpointing)
     device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
                            shardable_bytes=estimate.weights + estimate.lora)

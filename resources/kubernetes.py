@@ -37,7 +37,7 @@ from pydantic import Field
 
 from tr_gemma.gemma3_shapes import SHAPES as GEMMA3_SHAPES
 from tr_gemma.gemma3_shapes import text_config as published_text_config
-from tr_gemma.training.distributed import STRATEGY_ENV, fuses_norms, offloads_activations
+from tr_gemma.training.distributed import STRATEGY_ENV, unless_sharded
 
 GIB = 2**30
 DEPLOYMENT_ENV = "TR_GEMMA_DEPLOYMENT"
@@ -218,11 +218,11 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
     training, lora = _recipe_sections(size, recipe)
 
     def estimate_with(sharded: bool):
-        offloading = offloads_activations(bool(training.get("activation_offloading", False)), sharded)
+        offloading = unless_sharded(bool(training.get("activation_offloading", False)), sharded)
         return estimate_training_memory(config, training["per_device_train_batch_size"],
                                         training["max_length"], lora["r"],
                                         attention=training.get("attn_implementation", "sdpa"), offloading=offloading,
-                                        fused_norms=fuses_norms(bool(training.get("fused_norm_activation", False)),
+                                        fused_norms=unless_sharded(bool(training.get("fused_norm_activation", False)),
                                                                 sharded),
                                         checkpointing=bool(training.get("gradient_checkpointing", True)))
 

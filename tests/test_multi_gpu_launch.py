@@ -10,8 +10,7 @@ from assets.base_model import base_model
 from assets.qlora_adapter import qlora_adapter
 from resources.gpu import GpuInfo, GpuResource
 from tests.tiny_gemma import save_tiny_text_model
-from tr_gemma.training.distributed import (STRATEGY_ENV, Placement, fuses_norms, offloads_activations,
-                                           per_device_accumulation)
+from tr_gemma.training.distributed import STRATEGY_ENV, Placement, per_device_accumulation, unless_sharded
 
 TWO_H100 = [GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, 80000), GpuInfo(1, "NVIDIA H100 80GB HBM3", 81559, 80000)]
 
@@ -21,9 +20,8 @@ def test_activation_offloading_and_fused_norms_are_off_under_fsdp_and_on_elsewhe
     the GPU and the plain norms (neither lever is measured under FSDP)."""
     fsdp, ddp = Placement(0, 0, 2, "fsdp"), Placement(0, 0, 2, "ddp")
     assert fsdp.sharded and not ddp.sharded and not Placement(0, 0, 1, "fsdp").sharded
-    assert offloads_activations(True, ddp.sharded) and not offloads_activations(True, fsdp.sharded)
-    assert not offloads_activations(False, ddp.sharded)
-    assert fuses_norms(True, ddp.sharded) and not fuses_norms(True, fsdp.sharded) and not fuses_norms(False, ddp.sharded)
+    assert unless_sharded(True, ddp.sharded) and not unless_sharded(True, fsdp.sharded)
+    assert not unless_sharded(False, ddp.sharded)
     assert GpuResource(num_gpus=2, strategy="fsdp").shards_training
     assert not GpuResource(num_gpus=1, strategy="fsdp").shards_training
     assert not GpuResource(num_gpus=2, strategy="ddp").shards_training

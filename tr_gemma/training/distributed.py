@@ -36,15 +36,9 @@ class Placement:
         return self.distributed and self.strategy == "fsdp"
 
 
-def offloads_activations(requested: bool, sharded: bool) -> bool:
-    """Whether the trainer offloads checkpointed activations to host memory: as the recipe asks,
-    except under FSDP, where it is not measured (one GPU and DDP are)."""
-    return requested and not sharded
-
-
-def fuses_norms(requested: bool, sharded: bool) -> bool:
-    """Whether the trainer runs RMSNorm and GeGLU as fused compiled kernels: as the recipe asks,
-    except under FSDP, where it is not measured."""
+def unless_sharded(requested: bool, sharded: bool) -> bool:
+    """Whether a recipe lever measured on one GPU and under DDP only (activation offloading, the
+    fused norm kernels) is on: as the recipe asks, except under FSDP, where it is not measured."""
     return requested and not sharded
 
 

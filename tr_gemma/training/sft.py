@@ -19,8 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
-from tr_gemma.training.distributed import (Placement, fuses_norms, offloads_activations, per_device_accumulation,
-                                           placement)
+from tr_gemma.training.distributed import Placement, per_device_accumulation, placement, unless_sharded
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
 from tr_gemma.training.recipe import Recipe
@@ -205,7 +204,7 @@ def sft_config(job: TrainingJob, recipe: Recipe, checkpoints: Path, device: str,
         use_cpu=device == "cpu",
         disable_tqdm=True,
         use_liger_kernel=t.use_liger_kernel and gpu,
-        activation_offloading=gpu and offloads_activations(t.activation_offloading, place.sharded),
+        activation_offloading=gpu and unless_sharded(t.activation_offloading, place.sharded),
         # LoRA trains every adapter on every step, so DDP need not search for unused parameters
         ddp_find_unused_parameters=False if place.distributed else None,
         **_fsdp_arguments(place),
@@ -316,7 +315,7 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
     if place.sharded and not trainer.is_fsdp_enabled:
         log("FSDP was requested but accelerate runs this launch without it (FSDP needs CUDA GPUs): "
             "training data-parallel instead.")
-    if device == "cuda" and fuses_norms(recipe.training.fused_norm_activation, place.sharded):
+    if device == "cuda" and unless_sharded(recipe.training.fused_norm_activation, place.sharded):
         if not compiler_available():
             raise TrainingPreflightError("training.fused_norm_activation needs torch.compile's Triton backend, which "
                                          "is not installed; install triton or set fused_norm_activation: false.")

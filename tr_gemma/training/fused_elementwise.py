@@ -11,6 +11,7 @@ attention and gained 3-4% against these functions' 9-28% (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import functools
 import types
 
 GELU_TANH = "gelu_pytorch_tanh"
@@ -31,9 +32,6 @@ def _geglu(gate, up):
     return F.gelu(gate, approximate="tanh") * up
 
 
-_compiled: dict = {}
-
-
 def compiler_available() -> bool:
     """torch.compile's GPU code generator (Triton) is installed."""
     import importlib.util
@@ -41,23 +39,22 @@ def compiler_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def _kernel(name: str):
+@functools.cache
+def _kernel(function):
     """One compiled function per process: dynamo reuses it for every layer and row length."""
     import torch
 
-    if name not in _compiled:
-        _compiled[name] = torch.compile({"rms_norm": _rms_norm, "geglu": _geglu}[name], fullgraph=True, dynamic=True)
-    return _compiled[name]
+    return torch.compile(function, fullgraph=True, dynamic=True)
 
 
 def _norm_forward(self, x):
     # Gemma 3 applies q_norm/k_norm to a transposed view. The compiled backward asserts the strides
     # of what it saved, and activation offloading hands saved tensors back contiguous: save that.
-    return _kernel("rms_norm")(x.contiguous(), self.weight, self.eps)
+    return _kernel(_rms_norm)(x.contiguous(), self.weight, self.eps)
 
 
 def _mlp_forward(self, x):
-    return self.down_proj(_kernel("geglu")(self.gate_proj(x), self.up_proj(x)))
+    return self.down_proj(_kernel(_geglu)(self.gate_proj(x), self.up_proj(x)))
 
 
 def fuse_norms_and_activations(model) -> tuple[int, int]:

@@ -282,6 +282,10 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
     if device == "cuda" and not torch.cuda.is_bf16_supported():
         raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
     recipe = effective_recipe(job, device, place, log)
+    fused_norms = device == "cuda" and unless_sharded(recipe.training.fused_norm_activation, place.sharded)
+    if fused_norms and not compiler_available():
+        raise TrainingPreflightError("training.fused_norm_activation needs torch.compile's Triton backend, which "
+                                     "is not installed; install triton or set fused_norm_activation: false.")
 
     checkpoints = job.output_dir / "checkpoints"
     with PartialState().main_process_first():  # rank 0 sets incomplete checkpoints aside first
@@ -315,10 +319,7 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
     if place.sharded and not trainer.is_fsdp_enabled:
         log("FSDP was requested but accelerate runs this launch without it (FSDP needs CUDA GPUs): "
             "training data-parallel instead.")
-    if device == "cuda" and unless_sharded(recipe.training.fused_norm_activation, place.sharded):
-        if not compiler_available():
-            raise TrainingPreflightError("training.fused_norm_activation needs torch.compile's Triton backend, which "
-                                         "is not installed; install triton or set fused_norm_activation: false.")
+    if fused_norms:
         norms, mlps = fuse_norms_and_activations(trainer.model)
         log(f"Fused kernels (torch.compile) for {norms} RMSNorms and {mlps} GeGLU MLPs; "
             "the first step includes their compile.")

@@ -218,12 +218,14 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
     training, lora = _recipe_sections(size, recipe)
 
     def estimate_with(sharded: bool):
-        offloading = unless_sharded(bool(training.get("activation_offloading", False)), sharded)
+        def lever(name: str) -> bool:  # off under FSDP, as in the trainer
+            return unless_sharded(bool(training.get(name, False)), sharded)
+
         return estimate_training_memory(config, training["per_device_train_batch_size"],
                                         training["max_length"], lora["r"],
-                                        attention=training.get("attn_implementation", "sdpa"), offloading=offloading,
-                                        fused_norms=unless_sharded(bool(training.get("fused_norm_activation", False)),
-                                                                sharded),
+                                        attention=training.get("attn_implementation", "sdpa"),
+                                        offloading=lever("activation_offloading"),
+                                        fused_norms=lever("fused_norm_activation"),
                                         checkpointing=bool(training.get("gradient_checkpointing", True)))
 
     estimate = estimate_with(sharded=False)

@@ -184,7 +184,8 @@ def tr_mmlu_scores(context: dg.AssetExecutionContext, config: ScoresConfig, gpu:
         "output_dir": str(output_dir), "num_fewshot": config.num_fewshot, "load_in_4bit": config.load_in_4bit,
         "batch_size": config.batch_size, "device": device, "limit": config.limit,
     }
-    yield from gpu.run_module(context, "tr_gemma.evaluation.pipes_main", extras).get_results()
+    with gpu.reserved(context):
+        yield from gpu.run_module(context, "tr_gemma.evaluation.pipes_main", extras).get_results()
 
     scores = json.loads((output_dir / "scores.json").read_text())
     base, tuned = scores["base"]["accuracy"], scores["fine_tuned"]["accuracy"]

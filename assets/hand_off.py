@@ -69,7 +69,8 @@ def merged_model(context: dg.AssetExecutionContext, config: MergedModelConfig, g
     _require(adapter / "adapter_config.json", "qlora_adapter")
     extras = {"task": "merge", "model_dir": manifest["path"], "adapter_dir": str(adapter),
               "output_dir": str(merged_dir(artifacts, size)), "tolerance": config.logits_tolerance}
-    yield from gpu.run_module(context, "tr_gemma.handoff.pipes_main", extras).get_results()
+    with gpu.reserved(context):
+        yield from gpu.run_module(context, "tr_gemma.handoff.pipes_main", extras).get_results()
 
 
 class SampleAnswersConfig(dg.Config):
@@ -108,7 +109,8 @@ def sample_answers(context: dg.AssetExecutionContext, config: SampleAnswersConfi
     extras = {"task": "sample_answers", "base_model_dir": manifest["path"], "merged_dir": str(merged),
               "output_path": str(artifacts.folder(context.asset_key, size) / "answers.jsonl"),
               "device": gpu.resolve_device(), "max_new_tokens": config.max_new_tokens, "cpu_threads": config.cpu_threads}
-    yield from gpu.run_module(context, "tr_gemma.handoff.pipes_main", extras).get_results()
+    with gpu.reserved(context):
+        yield from gpu.run_module(context, "tr_gemma.handoff.pipes_main", extras).get_results()
 
 
 class ModelCardConfig(dg.Config):

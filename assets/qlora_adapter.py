@@ -80,19 +80,20 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
                                        offloading=unless_sharded(t.activation_offloading, gpu.shards_training),
                                        fused_norms=unless_sharded(t.fused_norm_activation, gpu.shards_training),
                                        checkpointing=t.gradient_checkpointing)
-    device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
-                           shardable_bytes=estimate.weights + estimate.lora)
-    context.log.info(f"Memory estimate on GPU: {estimate.describe()}; training on {device}.")
-    extras = {
-        "recipe": recipe.model_dump(),
-        "model_dir": manifest["path"],
-        "data_path": str(data_path),
-        "output_dir": str(artifacts.folder(context.asset_key, size)),
-        "data_version": _file_digest(data_path),
-        "base_model_revision": manifest["revision"],
-        "device": device,
-    }
-    yield from gpu.run_module(context, "tr_gemma.training.pipes_main", extras).get_results()
+    with gpu.reserved(context):  # before the preflight: free memory is only meaningful once the GPU is ours
+        device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
+                               shardable_bytes=estimate.weights + estimate.lora)
+        context.log.info(f"Memory estimate on GPU: {estimate.describe()}; training on {device}.")
+        extras = {
+            "recipe": recipe.model_dump(),
+            "model_dir": manifest["path"],
+            "data_path": str(data_path),
+            "output_dir": str(artifacts.folder(context.asset_key, size)),
+            "data_version": _file_digest(data_path),
+            "base_model_revision": manifest["revision"],
+            "device": device,
+        }
+        yield from gpu.run_module(context, "tr_gemma.training.pipes_main", extras).get_results()
 
 
 def _file_digest(path) -> str:

@@ -1,15 +1,19 @@
 """The GPU as a Dagster resource: device choice, memory preflight, trainer process launch."""
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
+from resources.device_lock import LOCK_DIR_ENV, default_lock_dir, exclusive_devices
 from resources.pipes_messages import WholeLineMessageReader
 
 
@@ -47,6 +51,11 @@ class GpuResource(dg.ConfigurableResource):
         default="ddp",
         description="Multi-GPU strategy: ddp (each GPU holds the 4-bit model, batches split) or fsdp "
         "(weights sharded too, for sizes one GPU cannot hold).",
+    )
+
+    lock_dir: str = Field(
+        default="", description="Folder of the per-device locks that keep two runs on this host off one GPU "
+        f"('' = ${LOCK_DIR_ENV}, else the system temp folder).",
     )
 
     def gpus(self) -> list[GpuInfo]:
@@ -104,6 +113,21 @@ class GpuResource(dg.ConfigurableResource):
                 allow_retries=False,
             )
         return device
+
+    @contextlib.contextmanager
+    def reserved(self, context: dg.AssetExecutionContext) -> Iterator[None]:
+        """Hold this resource's devices (every visible GPU, or the CPU) for the block: wrap the
+        memory preflight and the child process in it, so a step never measures free memory or
+        trains while another run of this host is still on the same GPU (see resources.device_lock)."""
+        devices = ["cpu"] if self.resolve_device() == "cpu" else [f"gpu{g.index}" for g in self.gpus()]
+        partition = f"[{context.partition_key}]" if context.has_partition_key else ""
+        holder = f"run {context.run.run_id} ({context.asset_key.to_user_string()}{partition}, pid {os.getpid()})"
+        with exclusive_devices(devices, holder, context.log.info, Path(self.lock_dir) if self.lock_dir else default_lock_dir()):
+            context.log.info(f"Holding {', '.join(devices)} for this step.")
+            try:
+                yield
+            finally:
+                context.log.info(f"Releasing {', '.join(devices)}.")
 
     def launch_command(self, module: str) -> list[str]:
         """The child process: `python -m module`, or torchrun over `num_gpus` GPUs of this host

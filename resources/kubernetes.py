@@ -26,8 +26,10 @@ dagster_k8s and the kubernetes client are imported only when a pod is launched, 
 code location stays fast in every deployment.
 """
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, Optional
@@ -106,6 +108,11 @@ class KubernetesGpuLauncher(dg.ConfigurableResource):
         """Whether the step can fit at all is decided when its pod is planned (`run_module`),
         before any pod is created or weights load; here only the device is named."""
         return "cuda"
+
+    @contextlib.contextmanager
+    def reserved(self, context: dg.AssetExecutionContext) -> Iterator[None]:
+        """Nothing to hold here: each step gets its own pod, and the scheduler gives a GPU to one pod at a time."""
+        yield
 
     def run_module(self, context: dg.AssetExecutionContext, module: str, extras: dict) -> dg.PipesClientCompletedInvocation:
         """Run `python -m module` (torchrun on several GPUs) in its own pod as a Pipes session."""

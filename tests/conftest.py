@@ -10,6 +10,23 @@ import pytest
 DATA_DIR = Path(__file__).parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_device_locks(tmp_path_factory):
+    """Device locks of this test session only (a real run on this host must not make tests wait);
+    set in the environment so the CLI processes that tests start use them too."""
+    import os
+
+    from resources.device_lock import LOCK_DIR_ENV
+
+    before = os.environ.get(LOCK_DIR_ENV)
+    os.environ[LOCK_DIR_ENV] = str(tmp_path_factory.mktemp("device_locks"))
+    yield
+    if before is None:
+        os.environ.pop(LOCK_DIR_ENV, None)
+    else:
+        os.environ[LOCK_DIR_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def gemma_tokenizer_dir() -> Path:
     import os

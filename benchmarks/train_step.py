@@ -39,6 +39,9 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "sdpa": {"training": {"attn_implementation": "sdpa"}},  # the 4B+ recipes default to varlen
     "offload": {"training": {"activation_offloading": True}},
     "fused": {"training": {"fused_norm_activation": True}},
+    "lora": {"training": {"fused_lora": True}},
+    "peftlora": {"training": {"fused_lora": False}},  # PEFT's own LoRA forward (before fused_lora)
+    "nodropout": {"lora": {"lora_dropout": 0.0}},  # not the recipe: the baseline keeps its dropout
     # no recompute: every layer's activations stay on the GPU (offloading them all would be PCIe-bound)
     "nockpt": {"training": {"gradient_checkpointing": False, "activation_offloading": False}},
     "again": {},  # the recipe unchanged: a second run of it, e.g. under the profiler

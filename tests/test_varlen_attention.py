@@ -24,3 +24,23 @@ def test_the_recipe_accepts_the_varlen_kernel_and_refuses_unknown_ones():
     assert load_recipe("4b", {"training": {"attn_implementation": NAME}}).training.attn_implementation == NAME
     with pytest.raises(ValueError, match="attn_implementation"):
         load_recipe("4b", {"training": {"attn_implementation": "flash_attention_9"}})
+
+
+def test_boundaries_are_read_once_per_micro_batch_not_once_per_layer(monkeypatch):
+    """Reading the boundaries syncs the GPU; every layer gets the same position_ids tensor."""
+    from tr_gemma.training import varlen_attention
+
+    calls = []
+    real = varlen_attention.sequence_boundaries
+    monkeypatch.setattr(varlen_attention, "sequence_boundaries", lambda *a: calls.append(a) or real(*a))
+    position_ids = torch.tensor([[0, 1, 2, 0, 1, 0]])
+    first = varlen_attention._boundaries_once({"position_ids": position_ids}, 1, 6, "cpu")
+    for _layer in range(5):
+        assert varlen_attention._boundaries_once({"position_ids": position_ids}, 1, 6, "cpu") == first
+    assert len(calls) == 1 and first[0].tolist() == [0, 3, 5, 6]
+
+    position_ids[0, 2] = 0  # changed in place: read again
+    assert varlen_attention._boundaries_once({"position_ids": position_ids}, 1, 6, "cpu")[0].tolist() == [0, 2, 3, 5, 6]
+    next_batch = torch.tensor([[0, 1, 2, 3, 4, 5]])
+    assert varlen_attention._boundaries_once({"position_ids": next_batch}, 1, 6, "cpu")[0].tolist() == [0, 6]
+    assert len(calls) == 3

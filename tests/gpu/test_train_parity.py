@@ -51,6 +51,10 @@ LEVERS = {
     "fused": {"attn_implementation": "sdpa", "activation_offloading": False, "fused_norm_activation": True},
     "varlen+offload+fused": {"attn_implementation": "packed_varlen", "activation_offloading": True,
                              "fused_norm_activation": True},
+    "fused_lora": {"attn_implementation": "sdpa", "activation_offloading": False, "fused_norm_activation": False,
+                   "fused_lora": True},
+    "varlen+offload+fused+fused_lora": {"attn_implementation": "packed_varlen", "activation_offloading": True,
+                                        "fused_norm_activation": True, "fused_lora": True},
 }
 
 
@@ -61,7 +65,16 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
     check_parity(tmp_path, gemma_tokenizer_dir, "cuda", LEVERS[lever])
 
 
-def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict) -> None:
+@pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora"])
+def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
+    """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
+    the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""
+    if not torch.cuda.is_available():
+        pytest.fail("GPU test run without a CUDA device")
+    check_parity(tmp_path, gemma_tokenizer_dir, "cuda", LEVERS[lever], dropout=0.1)
+
+
+def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict, dropout: float = 0.0) -> None:
     """Loss and LoRA gradients of the trainer's model equal the plain baseline's (bf16 tolerance)."""
     from peft import LoraConfig, get_peft_model
     from transformers import BitsAndBytesConfig, Gemma3ForCausalLM
@@ -72,7 +85,7 @@ def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict) -> No
     data = tmp_path / "chat.parquet"
     pd.DataFrame(rows).to_parquet(data)
     recipe = load_recipe("1b", {"training": {**levers, "max_steps": 1, "max_length": 512},
-                                "cpu": {"max_length": 512}, "lora": {"lora_dropout": 0.0}})
+                                "cpu": {"max_length": 512}, "lora": {"lora_dropout": dropout}})
     prepared = prepare_training(TrainingJob(recipe, model_dir, data, tmp_path / "out", device=device),
                                 lambda m: None, print)
     project = prepared.trainer.model
@@ -85,7 +98,7 @@ def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict) -> No
         model_dir, dtype=torch.bfloat16, attn_implementation="sdpa", device_map={"": 0 if device == "cuda" else "cpu"},
         quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16))
-    baseline = get_peft_model(baseline, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, task_type="CAUSAL_LM",
+    baseline = get_peft_model(baseline, LoraConfig(r=32, lora_alpha=64, lora_dropout=dropout, task_type="CAUSAL_LM",
                                                    target_modules=recipe.lora.target_modules))
     with torch.no_grad():
         targets = _lora_state(baseline)
@@ -103,11 +116,13 @@ def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict) -> No
     position_ids = torch.cat([torch.arange(n, device=device) for n in (200, 180, 132)])[None]
 
     project.train()
+    torch.manual_seed(3)  # the same dropout masks in both stacks
     # the trainer's training_step runs forward and backward inside its offloading context
     with prepared.trainer.maybe_activation_offload_context, torch.autocast(device, dtype=torch.bfloat16):
         project_loss = prepared.trainer.compute_loss(project, {"input_ids": ids, "labels": labels,
                                                                "position_ids": position_ids})
         project_loss.backward()
+    torch.manual_seed(3)
     with torch.autocast(device, dtype=torch.bfloat16):
         baseline_loss = baseline(input_ids=ids, labels=labels, position_ids=position_ids).loss
     baseline_loss.backward()
@@ -122,7 +137,7 @@ def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict) -> No
         if not (cosine > 0.99 and abs(norm_ratio - 1) < 0.05):
             off.append(f"{name.split('model.')[-1]} cos={cosine:.4f} norm={norm_ratio:.3f}")
     # one line that says which part differs, even when the log is cut
-    print(f"PARITY {levers}: loss {project_loss.item():.5f} vs {baseline_loss.item():.5f}; "
+    print(f"PARITY {levers} dropout {dropout}: loss {project_loss.item():.5f} vs {baseline_loss.item():.5f}; "
           f"{len(off)}/{len(project_grads)} gradients off: {off[:6]}")
     assert project_loss.item() == pytest.approx(baseline_loss.item(), rel=1e-2)
     assert not off, off[:6]

@@ -73,6 +73,7 @@ class Training(_Strict):
     use_liger_kernel: bool = False  # Liger's RMSNorm, RoPE and GeGLU kernels (the loss stays trl's fused LM head)
     activation_offloading: bool = False  # checkpointed activations kept in host memory until backward
     fused_norm_activation: bool = False  # RMSNorm and GeGLU as torch.compile-generated fused kernels
+    fused_lora: bool = False  # NF4 matmul + LoRA as one autograd function (no clone, scaling and add kernels)
 
     @field_validator("fp16")
     @classmethod

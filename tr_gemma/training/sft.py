@@ -22,6 +22,7 @@ from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement, unless_sharded
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
+from tr_gemma.training.fused_lora import fuse_lora
 from tr_gemma.training.recipe import Recipe
 
 
@@ -325,6 +326,10 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
             "the first step includes their compile.")
     elif device == "cuda" and recipe.training.fused_norm_activation:
         log("training.fused_norm_activation is off under FSDP (not measured there).")
+    if device == "cuda" and unless_sharded(recipe.training.fused_lora, place.sharded):
+        log(f"Fused NF4 + LoRA function for {fuse_lora(trainer.model)} projections.")
+    elif device == "cuda" and recipe.training.fused_lora:
+        log("training.fused_lora is off under FSDP (its 4-bit weights are sharded there).")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
 
 

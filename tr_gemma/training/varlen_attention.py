@@ -50,6 +50,35 @@ def sequence_boundaries(position_ids, batch: int, length: int, device):
     return cu, int(cu.diff().max())
 
 
+_last_boundaries: tuple | None = None  # (what they were computed from, cu, longest)
+
+
+def _boundaries_once(kwargs: dict, batch: int, length: int, device):
+    """Document boundaries of this micro-batch, computed at its first layer only.
+
+    Every layer (and the checkpointed recompute) gets the same `position_ids` / `cu_seq_lens_q`
+    tensors; finding the boundaries reads them on the host, a GPU sync that, once per layer,
+    leaves the GPU idle while the host queues the next kernels.
+    """
+    import torch
+
+    global _last_boundaries
+    source = kwargs.get("cu_seq_lens_q")
+    if source is None:
+        source = kwargs.get("position_ids")
+    key = (id(source), getattr(source, "_version", None), batch, length, str(device))
+    if _last_boundaries is not None and _last_boundaries[0] == key and _last_boundaries[1] is source:
+        return _last_boundaries[2], _last_boundaries[3]
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is not None and batch == 1 and int(cu[-1]) == length:
+        cu = cu.to(device=device, dtype=torch.int32)
+        longest = int(kwargs.get("max_length_q") or cu.diff().max())
+    else:
+        cu, longest = sequence_boundaries(kwargs.get("position_ids"), batch, length, device)
+    _last_boundaries = (key, source, cu, longest)
+    return cu, longest
+
+
 def varlen_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                              sliding_window=None, softcap=None, **kwargs):
     """transformers' attention-function signature: (batch, heads, seq, dim) in, (batch, seq, heads, dim) out."""
@@ -62,12 +91,7 @@ def varlen_attention_forward(module, query, key, value, attention_mask, scaling=
         raise ValueError("packed_varlen attention has no logit soft-capping (Gemma 3 does not use it)")
     batch, heads, length, dim = query.shape
     kv_heads = key.shape[1]
-    cu = kwargs.get("cu_seq_lens_q")
-    if cu is not None and batch == 1 and int(cu[-1]) == length:
-        cu = cu.to(device=query.device, dtype=torch.int32)
-        longest = int(kwargs.get("max_length_q") or cu.diff().max())
-    else:
-        cu, longest = sequence_boundaries(kwargs.get("position_ids"), batch, length, query.device)
+    cu, longest = _boundaries_once(kwargs, batch, length, query.device)
 
     def tokens_major(x, repeat: int = 1):
         x = x.transpose(1, 2).reshape(batch * length, x.shape[1], dim)

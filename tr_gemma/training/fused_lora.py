@@ -1,0 +1,140 @@
+"""LoRA over an NF4 base weight as one autograd function (the `fused_lora` recipe lever).
+
+PEFT computes a 4-bit LoRA projection as bitsandbytes' matmul, a defensive `clone()` of its
+output, dropout, two skinny GEMMs, a multiply by the scaling and an add, each its own kernel and
+saved tensor, seven projections per layer, again in the checkpointed recompute, and as many
+kernels in backward. The kernel-level profile of a 4B step (docs/benchmarks.md) puts the clone,
+the scaling and the adds at about 15% of the GPU time and the Python around them at much of the
+launch gap. Here the forward is the same bitsandbytes NF4 matmul, then the LoRA product added
+into its output inside the GEMM (`addmm_`, scaling as its alpha); the backward dequantises the
+weight once and accumulates the LoRA input gradient into the base one the same way. Numerics
+follow PEFT under bf16 autocast: dropout on the LoRA input only (same RNG calls, so the
+checkpointed recompute draws the same mask), LoRA in the compute dtype, fp32 adapter gradients.
+"""
+
+from __future__ import annotations
+
+import types
+
+
+def _nf4_linear(x, packed, state):
+    """x @ W.T for an NF4 weight: bitsandbytes' own 4-bit GEMM op, as `bnb.matmul_4bit` calls it."""
+    import torch
+    from bitsandbytes import functional as bnbf
+
+    packed = packed.view(-1, 1)
+    if not state.nested:
+        return torch.ops.bitsandbytes.gemm_4bit.default(x, packed, state.shape, state.absmax, state.blocksize,
+                                                        state.quant_type)
+    if state.state2.blocksize == 256:
+        return torch.ops.bitsandbytes.gemm_4bit.default(
+            x, packed, state.shape, state.state2.absmax, state.blocksize, state.quant_type,
+            absmax_8bit=state.absmax, absmax_code=state.state2.code, absmax_offset=state.offset)
+    return torch.nn.functional.linear(x, bnbf.dequantize_4bit(packed, state).to(x.dtype))
+
+
+def _dequantize(packed, state, dtype):
+    from bitsandbytes import functional as bnbf
+
+    return bnbf.dequantize_4bit(packed.view(-1, 1), state).to(dtype)
+
+
+def _function():
+    import torch
+
+    class LoraNF4(torch.autograd.Function):
+        """y = x W^T + s * dropout(x) A^T B^T with W frozen in NF4; gradients for x, A and B."""
+
+        @staticmethod
+        def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float):
+            shape = x.shape
+            x2 = x.reshape(-1, shape[-1])
+            a = lora_a.to(x.dtype)
+            b_scaled = lora_b.to(x.dtype) * scaling  # (out, r): tiny, so scaling costs nothing here
+            if dropout_p > 0:
+                dropped, mask = torch.native_dropout(x2, dropout_p, True)
+            else:
+                dropped, mask = x2, None
+            down = dropped @ a.t()                      # (tokens, r)
+            out = _nf4_linear(x2, packed, state)        # a fresh tensor: safe to add into in place
+            out.addmm_(down, b_scaled.t())
+            ctx.save_for_backward(dropped, down, a, b_scaled, mask)
+            ctx.packed, ctx.state, ctx.scaling, ctx.dropout_p = packed, state, scaling, dropout_p
+            ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
+            return out.view(*shape[:-1], out.shape[-1])
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            dropped, down, a, b_scaled, mask = ctx.saved_tensors
+            g = grad_out.reshape(-1, grad_out.shape[-1]).to(dropped.dtype)
+            g_down = g @ b_scaled                       # (tokens, r), scaling already inside
+            grad_x = grad_a = grad_b = None
+            need_x, _, _, need_a, need_b, _, _ = ctx.needs_input_grad
+            if need_x:
+                grad_x = g @ _dequantize(ctx.packed, ctx.state, g.dtype)
+                if mask is None:
+                    grad_x.addmm_(g_down, a)
+                else:
+                    grad_x += torch.ops.aten.native_dropout_backward(g_down @ a, mask, 1.0 / (1.0 - ctx.dropout_p))
+                grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
+            if need_a:
+                grad_a = (g_down.t() @ dropped).to(ctx.param_dtypes[0])
+            if need_b:
+                grad_b = (g.t() @ down).mul_(ctx.scaling).to(ctx.param_dtypes[1])
+            return grad_x, None, None, grad_a, grad_b, None, None
+
+    return LoraNF4
+
+
+_LORA_NF4 = None
+
+
+def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float):
+    """Apply the fused function (built once: importing torch stays out of module import)."""
+    global _LORA_NF4
+    if _LORA_NF4 is None:
+        _LORA_NF4 = _function()
+    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p)
+
+
+def _fused_forward(self, x, *args, **kwargs):
+    """peft's lora.bnb.Linear4bit.forward for one plain LoRA adapter; anything else goes to PEFT."""
+    active = self.active_adapters
+    if (self.disable_adapters or self.merged or args or kwargs or len(active) != 1
+            or active[0] not in self.lora_A or active[0] in self.lora_variant):
+        return self._peft_forward(x, *args, **kwargs)
+    name = active[0]
+    base = self.base_layer
+    dropout = self.lora_dropout[name]
+    p = dropout.p if self.training and isinstance(dropout, _dropout_type()) else 0.0
+    inp_dtype = x.dtype
+    compute = base.compute_dtype or x.dtype
+    out = lora_nf4(x.to(compute), base.weight, base.weight.quant_state, self.lora_A[name].weight,
+                   self.lora_B[name].weight, float(self.scaling[name]), p)
+    return out.to(inp_dtype)
+
+
+def _dropout_type():
+    import torch
+
+    return torch.nn.Dropout
+
+
+def fuse_lora(model) -> int:
+    """Route every PEFT LoRA layer over a bitsandbytes NF4 weight through `LoraNF4` (in place, this
+    model only); returns how many layers were rerouted. Layers with a bias, DoRA or another
+    variant keep PEFT's forward."""
+    from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
+
+    fused = 0
+    for module in model.modules():
+        if not isinstance(module, LoraLinear4bit) or module.base_layer.bias is not None:
+            continue
+        if getattr(module.base_layer.weight, "quant_state", None) is None:
+            continue
+        if getattr(module.base_layer.weight.quant_state, "packing_format_for_cpu", False):
+            continue  # bitsandbytes' CPU inference layout: its own kernel only
+        module._peft_forward = types.MethodType(LoraLinear4bit.forward, module)
+        module.forward = types.MethodType(_fused_forward, module)
+        fused += 1
+    return fused

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resources.device_lock import exclusive_devices
+from resources.device_lock import LOCK_DIR_ENV, exclusive_devices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,3 +85,10 @@ def test_an_interrupted_wait_gives_up_cleanly(tmp_path):
         holder.wait(timeout=60)
     with exclusive_devices(["cpu", "gpu0"], "run next-run", [].append, tmp_path / "locks", poll_s=0.05):
         assert (tmp_path / "locks" / "cpu.lock").read_text() == "run next-run"
+
+
+def test_the_test_session_isolates_the_lock_folder_the_resource_reads():
+    """tests/conftest.py spells the variable out (it must import without dagster)."""
+    import os
+
+    assert os.environ.get(LOCK_DIR_ENV), f"conftest did not set {LOCK_DIR_ENV}"

@@ -49,6 +49,17 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
 }
 
 
+RECIPE_WIDE = ("nodropout",)  # levers that change the recipe itself: the baseline gets them too
+
+
+def same_recipe_baseline(variant: str, results: dict) -> str:
+    """The baseline run on the same recipe as `variant` ("baseline+nodropout" for a project
+    variant without LoRA dropout, when it was run), else the plain "baseline"."""
+    wide = [lever for lever in variant.split("+")[1:] if lever in RECIPE_WIDE]
+    name = "+".join(["baseline", *wide])
+    return name if name in results else "baseline"
+
+
 def scratch_folder(tokenizer: str) -> tuple[Path, Path]:
     """A scratch folder (in memory where possible) and the Gemma 3 tokenizer folder, unpacked
     there when given as the .tar.xz carried to the GPU machine."""
@@ -368,9 +379,13 @@ def main() -> None:
         recipe = load_recipe(recipe_size, overrides)
         return TrainingJob(recipe, work / "model", data, work / folder, device=args.device)
 
-    base_recipe = job_for("project", "unused").recipe
-    if args.device == "cpu":
-        base_recipe = base_recipe.for_cpu()
+    def baseline_recipe(variant: str):
+        """The recipe a baseline variant trains on: the size's recipe plus its recipe-wide levers."""
+        wide = [lever for lever in variant.split("+")[1:] if lever in RECIPE_WIDE]
+        recipe = job_for("+".join(["project", *wide]), "unused").recipe
+        return recipe.for_cpu() if args.device == "cpu" else recipe
+
+    base_recipe = baseline_recipe("project")
     accumulation = base_recipe.training.gradient_accumulation_steps
     project_variants = [v for v in variants if v.startswith("project")]
     # Liger patches transformers' Gemma 3 classes process-wide: its variants run last.
@@ -379,12 +394,14 @@ def main() -> None:
     def write_output() -> None:
         """Rewritten after every variant, so a run stopped at its time limit keeps what it measured."""
         n_matmul = matmul_parameters(config)
-        reference = results.get("baseline", {}).get("tokens_per_second")
-        for result in results.values():
+        for name, result in results.items():
             speed = result.get("tokens_per_second")
             if speed:
+                base = same_recipe_baseline(name, results)
+                reference = results.get(base, {}).get("tokens_per_second")
                 result["mfu"] = 4 * n_matmul * speed / (peak_tflops * 1e12) if peak_tflops == peak_tflops else None
                 result["ratio_to_baseline"] = speed / reference if reference else None
+                result["baseline_for_ratio"] = base
         output = {
             "benchmark": "benchmarks.train_step",
             "size": args.size,
@@ -424,7 +441,8 @@ def main() -> None:
         if baseline_batches and any(v.startswith("baseline") for v in variants) and "baseline" not in results:
             for base in (v for v in variants if v.startswith("baseline")):  # before any Liger patching
                 try:
-                    results[base] = run_baseline(work / "model", base_recipe, baseline_batches, args.warmup,
+                    recipe = baseline_recipe(base)
+                    results[base] = run_baseline(work / "model", recipe, baseline_batches, args.warmup,
                                                  args.steps, args.device, fused_ce="fused_ce" in base)
                 except Exception as exc:
                     results[base] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}

@@ -282,7 +282,8 @@ def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0
         trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     result = {**summarize(timer.times, timer.tokens, warmup), "peak_memory_allocated_gib": peak_gib(device, held_before),
-              "held_before_gib": held_before, "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump()}
+              "held_before_gib": held_before, "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump(),
+              "recipe_lora": recipe.lora.model_dump()}
     if profiler_table:
         result["profile"] = profiler_table
         result["kernel_breakdown"] = breakdown
@@ -436,7 +437,7 @@ def main() -> None:
             reset_peak(args.device)
         baseline_batches = baseline_batches or batches
         results[variant] = result
-        print(variant, json.dumps({k: v for k, v in result.items() if k not in ("profile", "recipe_training")}), flush=True)
+        print(variant, json.dumps({k: v for k, v in result.items() if k not in ("profile", "recipe_training", "recipe_lora")}), flush=True)
         write_output()
         if baseline_batches and any(v.startswith("baseline") for v in variants) and "baseline" not in results:
             for base in (v for v in variants if v.startswith("baseline")):  # before any Liger patching

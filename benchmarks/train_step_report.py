@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.gemma3_shapes import matmul_parameters, text_config
+from benchmarks.train_step import same_recipe_baseline
 
 RECIPE_LENGTH = 4096
 
@@ -41,6 +42,14 @@ def own_peak(run: dict, variant: str) -> float | None:
     return None
 
 
+def lora_dropout_on(result: dict, variant: str) -> bool:
+    """Whether the stack trained with LoRA dropout (runs before `recipe_lora` was recorded: every
+    recipe had 0.05, and "nodropout" variants 0)."""
+    if "recipe_lora" in result:
+        return result["recipe_lora"]["lora_dropout"] > 0
+    return "nodropout" not in variant.split("+")
+
+
 def planner_points(runs: list[dict]) -> list[dict]:
     """Every clean peak of the project's trainer with the planner's estimate for its shape and recipe."""
     from tr_gemma.training.memory import estimate_training_memory
@@ -56,7 +65,8 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 run["lora_r"], attention=t.get("attn_implementation", "sdpa"),
                                                 offloading=t.get("activation_offloading", False),
                                                 fused_norms=t.get("fused_norm_activation", False),
-                                                checkpointing=t.get("gradient_checkpointing", True))
+                                                checkpointing=t.get("gradient_checkpointing", True),
+                                                lora_dropout=lora_dropout_on(r, variant))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})
@@ -99,10 +109,12 @@ def size_rows(runs: list[dict]) -> dict[str, dict]:
         results = {v: e for v in variants if (e := extrapolate(size_runs, v, size_runs[0]["full_layers"]))}
         peak = size_runs[0]["measured_bf16_matmul_tflops"]
         n = matmul_parameters(text_config(size))
-        base = results.get("baseline", {}).get("tokens_per_second")
-        for result in results.values():
+        for variant, result in results.items():
+            base_name = same_recipe_baseline(variant, results)
+            base = results.get(base_name, {}).get("tokens_per_second")
             result["mfu"] = 4 * n * result["tokens_per_second"] / (peak * 1e12)
             result["ratio_to_baseline"] = result["tokens_per_second"] / base if base else None
+            result["baseline_for_ratio"] = base_name
         table[size] = {"run": size_runs[0], "results": results}
     return table
 
@@ -115,7 +127,8 @@ def stacks_table(table: dict[str, dict], project: str) -> str:
         results = table[size]["results"]
         fastest = max((v for v, r in results.items() if v.startswith("project+") and "tokens_per_second" in r),
                       key=lambda v: results[v]["tokens_per_second"], default=None)
-        for variant in ("baseline", project, fastest):
+        matched = (results.get(fastest) or {}).get("baseline_for_ratio") if fastest else None
+        for variant in dict.fromkeys(["baseline", project, matched, fastest]):
             r = results.get(variant) if variant else None
             if not r or "tokens_per_second" not in r:
                 continue

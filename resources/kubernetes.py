@@ -233,7 +233,8 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         attention=training.get("attn_implementation", "sdpa"),
                                         offloading=lever("activation_offloading"),
                                         fused_norms=lever("fused_norm_activation"),
-                                        checkpointing=bool(training.get("gradient_checkpointing", True)))
+                                        checkpointing=bool(training.get("gradient_checkpointing", True)),
+                                        lora_dropout=float(lora.get("lora_dropout", 0.05)) > 0)
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

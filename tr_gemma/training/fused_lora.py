@@ -74,8 +74,9 @@ def _function():
                 grad_x = g @ _dequantize(ctx.packed, ctx.state, g.dtype)
                 if mask is None:
                     grad_x.addmm_(g_down, a)
-                else:
-                    grad_x += torch.ops.aten.native_dropout_backward(g_down @ a, mask, 1.0 / (1.0 - ctx.dropout_p))
+                else:  # in place: one (tokens, in) temporary besides grad_x, not three
+                    through_lora = g_down @ a
+                    grad_x.add_(through_lora.mul_(mask), alpha=1.0 / (1.0 - ctx.dropout_p))
                 grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
             if need_a:
                 grad_a = (g_down.t() @ dropped).to(ctx.param_dtypes[0])

@@ -26,7 +26,8 @@ max_length tokens per micro-step:
 
 Measured anchors (docs/benchmarks.md, issue 8 tables): the project's trainer on H100 at 2 x 4096,
 varlen and offloading: 1B 2.22 GiB, 4B 5.24, 12B 10.9, 27B 20.3 (extrapolated); with the fused
-kernels too (the 4B-27B recipe defaults): 4B 4.69, 12B 10.09, 27B 19.3 (extrapolated);
+kernels too: 4B 4.69, 12B 10.09, 27B 19.3 (extrapolated); with fused_lora too (the recipe
+defaults since 2026-11-27): 1B 2.26, 4B 4.89, 12B 10.36, 27B 19.5 (extrapolated);
 the plain baseline: 1B 25.5, 4B 28.5, 12B 34.5.
 """
 

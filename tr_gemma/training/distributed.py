@@ -37,8 +37,9 @@ class Placement:
 
 
 def unless_sharded(requested: bool, sharded: bool) -> bool:
-    """Whether a recipe lever measured on one GPU and under DDP only (activation offloading, the
-    fused norm kernels) is on: as the recipe asks, except under FSDP, where it is not measured."""
+    """Whether a recipe lever not measured under FSDP (activation offloading and the fused norm
+    kernels: one GPU and DDP; the fused NF4 + LoRA function: one GPU) is on: as the recipe asks,
+    except under FSDP, whose sharded 4-bit weights none of them was tried on."""
     return requested and not sharded
 
 

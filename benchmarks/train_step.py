@@ -41,7 +41,7 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "fused": {"training": {"fused_norm_activation": True}},
     "lora": {"training": {"fused_lora": True}},
     "peftlora": {"training": {"fused_lora": False}},  # PEFT's own LoRA forward (before fused_lora)
-    "nodropout": {"lora": {"lora_dropout": 0.0}},  # not the recipe: the baseline keeps its dropout
+    "nodropout": {"lora": {"lora_dropout": 0.0}},  # recipe-wide: run "baseline+nodropout" to compare alike
     # no recompute: every layer's activations stay on the GPU (offloading them all would be PCIe-bound)
     "nockpt": {"training": {"gradient_checkpointing": False, "activation_offloading": False}},
     "again": {},  # the recipe unchanged: a second run of it, e.g. under the profiler

@@ -4,8 +4,8 @@ PEFT computes a 4-bit LoRA projection as bitsandbytes' matmul, a defensive `clon
 output, dropout, two skinny GEMMs, a multiply by the scaling and an add, each its own kernel and
 saved tensor, seven projections per layer, again in the checkpointed recompute, and as many
 kernels in backward. The kernel-level profile of a 4B step (docs/benchmarks.md) puts the clone,
-the scaling and the adds at about 15% of the GPU time and the Python around them at much of the
-launch gap. Here the forward is the same bitsandbytes NF4 matmul, then the LoRA product added
+the scaling and the adds at about 15% of the GPU time, and their Python adds to the time the GPU
+waits for the host. Here the forward is the same bitsandbytes NF4 matmul, then the LoRA product added
 into its output inside the GEMM (`addmm_`, scaling as its alpha); the backward dequantises the
 weight once and accumulates the LoRA input gradient into the base one the same way. Numerics
 follow PEFT under bf16 autocast: dropout on the LoRA input only (same RNG calls, so the

@@ -52,11 +52,14 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
 RECIPE_WIDE = ("nodropout",)  # levers that change the recipe itself: the baseline gets them too
 
 
+def recipe_wide_levers(variant: str) -> list[str]:
+    return [lever for lever in variant.split("+")[1:] if lever in RECIPE_WIDE]
+
+
 def same_recipe_baseline(variant: str, results: dict) -> str:
     """The baseline run on the same recipe as `variant` ("baseline+nodropout" for a project
     variant without LoRA dropout, when it was run), else the plain "baseline"."""
-    wide = [lever for lever in variant.split("+")[1:] if lever in RECIPE_WIDE]
-    name = "+".join(["baseline", *wide])
+    name = "+".join(["baseline", *recipe_wide_levers(variant)])
     return name if name in results else "baseline"
 
 
@@ -382,8 +385,7 @@ def main() -> None:
 
     def baseline_recipe(variant: str):
         """The recipe a baseline variant trains on: the size's recipe plus its recipe-wide levers."""
-        wide = [lever for lever in variant.split("+")[1:] if lever in RECIPE_WIDE]
-        recipe = job_for("+".join(["project", *wide]), "unused").recipe
+        recipe = job_for("+".join(["project", *recipe_wide_levers(variant)]), "unused").recipe
         return recipe.for_cpu() if args.device == "cpu" else recipe
 
     base_recipe = baseline_recipe("project")

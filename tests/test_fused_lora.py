@@ -5,8 +5,7 @@ with gradient checkpointing, as the trainer runs it, against PEFT's own forward.
 import pytest
 import torch
 
-from tests.test_fused_elementwise import _loss_and_grads, _qlora_model
-from tests.tiny_gemma import tiny_text_config
+from tests.tiny_qlora import assert_same_training, loss_and_grads, qlora_model, save_tiny_checkpoint
 from tr_gemma.training.fused_lora import fuse_lora, lora_nf4
 
 
@@ -61,35 +60,16 @@ def test_adapter_gradients_come_back_in_the_parameter_dtype():
 
 
 def test_the_fused_model_trains_like_peft(tmp_path):
-    from transformers import Gemma3ForCausalLM
-
-    torch.manual_seed(0)
-    config = tiny_text_config(vocab_size=512, hidden_size=64, intermediate_size=128, head_dim=32,
-                              num_attention_heads=2, num_key_value_heads=1)
-    Gemma3ForCausalLM(config).save_pretrained(tmp_path, safe_serialization=True)
-
-    peft_loss, peft_grads = _loss_and_grads(_qlora_model(tmp_path))
-    fused_model = _qlora_model(tmp_path)
+    save_tiny_checkpoint(tmp_path)
+    peft = loss_and_grads(qlora_model(tmp_path))
+    fused_model = qlora_model(tmp_path)
     assert fuse_lora(fused_model) == 14  # 2 layers x 7 projections
-    fused_loss, fused_grads = _loss_and_grads(fused_model)
-
-    assert fused_loss == pytest.approx(peft_loss, rel=1e-2)
-    assert fused_grads.keys() == peft_grads.keys() and len(fused_grads) == 28
-    for name, grad in fused_grads.items():
-        assert grad.abs().sum() > 0, name
-        cosine = torch.nn.functional.cosine_similarity(grad.flatten(), peft_grads[name].flatten(), dim=0)
-        assert cosine > 0.99, name
-        assert grad.norm() == pytest.approx(peft_grads[name].norm().item(), rel=0.05), name
+    assert_same_training(peft, loss_and_grads(fused_model))
 
 
 def test_a_disabled_adapter_falls_back_to_the_base_model(tmp_path):
-    from transformers import Gemma3ForCausalLM
-
-    torch.manual_seed(0)
-    config = tiny_text_config(vocab_size=512, hidden_size=64, intermediate_size=128, head_dim=32,
-                              num_attention_heads=2, num_key_value_heads=1)
-    Gemma3ForCausalLM(config).save_pretrained(tmp_path, safe_serialization=True)
-    model = _qlora_model(tmp_path)  # train mode, dropout 0: eval mode would repack the CPU weights
+    save_tiny_checkpoint(tmp_path)
+    model = qlora_model(tmp_path)  # train mode, dropout 0: eval mode would repack the CPU weights
     fuse_lora(model)
     ids = torch.randint(3, 512, (1, 16))
     with torch.no_grad():

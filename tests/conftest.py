@@ -12,13 +12,13 @@ DATA_DIR = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session", autouse=True)
 def private_device_locks(tmp_path_factory):
-    LOCK_DIR_ENV = "TR_GEMMA_DEVICE_LOCK_DIR"
     """Device locks of this test session only (a real run on this host must not make tests wait);
     set in the environment so the CLI processes that tests start use them too."""
     import os
 
     # resources.device_lock.LOCK_DIR_ENV, spelled out: importing `resources` needs dagster, which
     # the GPU machine running `-m gpu` tests does not have (tests/test_device_lock.py checks the name)
+    LOCK_DIR_ENV = "TR_GEMMA_DEVICE_LOCK_DIR"
     before = os.environ.get(LOCK_DIR_ENV)
     os.environ[LOCK_DIR_ENV] = str(tmp_path_factory.mktemp("device_locks"))
     yield

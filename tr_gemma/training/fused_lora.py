@@ -106,19 +106,12 @@ def _fused_forward(self, x, *args, **kwargs):
         return self._peft_forward(x, *args, **kwargs)
     name = active[0]
     base = self.base_layer
-    dropout = self.lora_dropout[name]
-    p = dropout.p if self.training and isinstance(dropout, _dropout_type()) else 0.0
+    p = getattr(self.lora_dropout[name], "p", 0.0) if self.training else 0.0  # nn.Identity when 0
     inp_dtype = x.dtype
     compute = base.compute_dtype or x.dtype
     out = lora_nf4(x.to(compute), base.weight, base.weight.quant_state, self.lora_A[name].weight,
                    self.lora_B[name].weight, float(self.scaling[name]), p)
     return out.to(inp_dtype)
-
-
-def _dropout_type():
-    import torch
-
-    return torch.nn.Dropout
 
 
 def fuse_lora(model) -> int:

@@ -50,7 +50,7 @@ def sequence_boundaries(position_ids, batch: int, length: int, device):
     return cu, int(cu.diff().max())
 
 
-_last_boundaries: tuple | None = None  # (what they were computed from, cu, longest)
+_last_boundaries: tuple | None = None  # (version/shape key, the tensor they were read from, cu, longest)
 
 
 def _boundaries_once(kwargs: dict, batch: int, length: int, device):
@@ -66,8 +66,8 @@ def _boundaries_once(kwargs: dict, batch: int, length: int, device):
     source = kwargs.get("cu_seq_lens_q")
     if source is None:
         source = kwargs.get("position_ids")
-    key = (id(source), getattr(source, "_version", None), batch, length, str(device))
-    if _last_boundaries is not None and _last_boundaries[0] == key and _last_boundaries[1] is source:
+    key = (getattr(source, "_version", None), batch, length, str(device))  # plus the same tensor object
+    if _last_boundaries is not None and _last_boundaries[1] is source and _last_boundaries[0] == key:
         return _last_boundaries[2], _last_boundaries[3]
     cu = kwargs.get("cu_seq_lens_q")
     if cu is not None and batch == 1 and int(cu[-1]) == length:

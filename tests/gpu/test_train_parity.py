@@ -55,6 +55,11 @@ LEVERS = {
                    "fused_lora": True},
     "varlen+offload+fused+fused_lora": {"attn_implementation": "packed_varlen", "activation_offloading": True,
                                         "fused_norm_activation": True, "fused_lora": True},
+    "fused_rope": {"attn_implementation": "sdpa", "activation_offloading": False, "fused_norm_activation": False,
+                   "fused_rope": True},
+    "varlen+offload+fused+fused_lora+fused_rope": {"attn_implementation": "packed_varlen",
+                                                   "activation_offloading": True, "fused_norm_activation": True,
+                                                   "fused_lora": True, "fused_rope": True},
 }
 
 

@@ -18,25 +18,50 @@ import types
 
 
 def _nf4_linear(x, packed, state):
-    """x @ W.T for an NF4 weight: bitsandbytes' own 4-bit GEMM op, as `bnb.matmul_4bit` calls it."""
+    """x @ W.T for an NF4 weight, as bitsandbytes' training matmul (`MatMul4Bit`) computes it:
+    dequantise, then one GEMM."""
     import torch
-    from bitsandbytes import functional as bnbf
 
-    packed = packed.view(-1, 1)
-    if not state.nested:
-        return torch.ops.bitsandbytes.gemm_4bit.default(x, packed, state.shape, state.absmax, state.blocksize,
-                                                        state.quant_type)
-    if state.state2.blocksize == 256:
-        return torch.ops.bitsandbytes.gemm_4bit.default(
-            x, packed, state.shape, state.state2.absmax, state.blocksize, state.quant_type,
-            absmax_8bit=state.absmax, absmax_code=state.state2.code, absmax_offset=state.offset)
-    return torch.nn.functional.linear(x, bnbf.dequantize_4bit(packed, state).to(x.dtype))
+    return torch.nn.functional.linear(x, _dequantize(packed, state, x.dtype))
+
+
+def _cuda_dequantizers():
+    """bitsandbytes' CUDA dequantisation kernels without its op dispatch (None where absent).
+
+    The public `dequantize_4bit` goes through two `torch.library` dispatches, a `QuantState`
+    check and a cast per call: 546 calls per 1B micro-step (fused forward, recompute, backward),
+    on a step the host already limits. Same kernels, same arguments."""
+    try:
+        from bitsandbytes.backends.cuda.ops import _dequantize_4bit_impl, _dequantize_blockwise_impl
+    except ImportError:  # another bitsandbytes layout: the public path below
+        return None
+    return _dequantize_blockwise_impl, _dequantize_4bit_impl
+
+
+_CUDA_DEQUANTIZERS = ()
 
 
 def _dequantize(packed, state, dtype):
+    """The NF4 weight in `dtype` (double-quantised absmax first restored, as bitsandbytes does)."""
+    global _CUDA_DEQUANTIZERS
+    import torch
     from bitsandbytes import functional as bnbf
 
-    return bnbf.dequantize_4bit(packed.view(-1, 1), state).to(dtype)
+    direct = packed.is_cuda and dtype in (torch.bfloat16, torch.float16)
+    if direct and _CUDA_DEQUANTIZERS == ():  # imported on first CUDA use: the module needs a CUDA torch
+        _CUDA_DEQUANTIZERS = _cuda_dequantizers()
+    if not direct or _CUDA_DEQUANTIZERS is None:
+        return bnbf.dequantize_4bit(packed.view(-1, 1), state).to(dtype)
+    blockwise, nf4 = _CUDA_DEQUANTIZERS
+    absmax = state.absmax
+    if state.nested:
+        absmax = torch.empty(absmax.shape, dtype=torch.float32, device=packed.device)
+        blockwise(state.absmax, state.state2.absmax, state.state2.code, state.state2.blocksize, torch.float32,
+                  out=absmax)
+        absmax.add_(state.offset)
+    out = torch.empty(state.shape, dtype=dtype, device=packed.device)
+    nf4(packed, absmax, state.blocksize, state.quant_type, dtype, out=out)
+    return out
 
 
 def _function():

@@ -74,6 +74,7 @@ class Training(_Strict):
     activation_offloading: bool = False  # checkpointed activations kept in host memory until backward
     fused_norm_activation: bool = False  # RMSNorm and GeGLU as torch.compile-generated fused kernels
     fused_lora: bool = False  # NF4 matmul + LoRA as one autograd function (no clone, scaling and add kernels)
+    fused_rope: bool = False  # q/k RMSNorm + rotary embedding as one torch.compile-generated kernel
 
     @field_validator("fp16")
     @classmethod

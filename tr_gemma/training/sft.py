@@ -23,6 +23,7 @@ from tr_gemma.training.distributed import Placement, per_device_accumulation, pl
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
 from tr_gemma.training.fused_lora import fuse_lora
+from tr_gemma.training.fused_rope import fuse_qk_norm_rope
 from tr_gemma.training.recipe import Recipe
 
 
@@ -284,9 +285,11 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
     recipe = effective_recipe(job, device, place, log)
     fused_norms = device == "cuda" and unless_sharded(recipe.training.fused_norm_activation, place.sharded)
-    if fused_norms and not compiler_available():
-        raise TrainingPreflightError("training.fused_norm_activation needs torch.compile's Triton backend, which "
-                                     "is not installed; install triton or set fused_norm_activation: false.")
+    fused_rope = device == "cuda" and unless_sharded(recipe.training.fused_rope, place.sharded)
+    for lever, wanted in (("fused_norm_activation", fused_norms), ("fused_rope", fused_rope)):
+        if wanted and not compiler_available():
+            raise TrainingPreflightError(f"training.{lever} needs torch.compile's Triton backend, which is not "
+                                         f"installed; install triton or set {lever}: false.")
 
     checkpoints = job.output_dir / "checkpoints"
     with PartialState().main_process_first():  # rank 0 sets incomplete checkpoints aside first
@@ -326,6 +329,10 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
             "the first step includes their compile.")
     elif device == "cuda" and recipe.training.fused_norm_activation:
         log("training.fused_norm_activation is off under FSDP (not measured there).")
+    if fused_rope:
+        log(f"Fused q/k norm + rotary embedding (torch.compile) in {fuse_qk_norm_rope(trainer.model)} attention layers.")
+    elif device == "cuda" and recipe.training.fused_rope:
+        log("training.fused_rope is off under FSDP (not measured there).")
     if device == "cuda" and unless_sharded(recipe.training.fused_lora, place.sharded):
         log(f"Fused NF4 + LoRA function for {fuse_lora(trainer.model)} projections.")
     elif device == "cuda" and recipe.training.fused_lora:

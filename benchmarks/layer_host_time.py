@@ -2,10 +2,11 @@
 
 The 1B step is host-bound (docs/benchmarks.md: the GPU is busy less than half of it). This
 measures, for each code path of the layer (PEFT, the fused NF4 + LoRA function, the fused
-norms), the time of one forward + checkpointed backward per decoder layer: models of 2 and 4
-layers are timed and differenced, so the embedding, LM head and loss cancel out. At a few
-tokens the GPU work is negligible and the number is the host's cost of issuing the layer; at
-the recipe's 2 x 4096 it is what a layer really takes. Same process, same random weights.
+norms, the fused q/k norm + rotary embedding), the time of one forward + checkpointed backward
+per decoder layer: models of 2 and 4 layers are timed and differenced, so the embedding, LM head
+and loss cancel out. At a few tokens the GPU work is negligible and the number is the host's cost
+of issuing the layer; at 8,192 tokens (one row of 4 packed documents, the recipe's tokens per
+micro-step) it is what a layer really takes. Same process, same random weights.
 
     python -m benchmarks.layer_host_time --size 1b --out benchmarks/results/layer_host_time_1b.json
 """
@@ -33,9 +34,8 @@ def build(folder: Path, size: str, layers: int, levers: dict, attn: str, dropout
     from peft import LoraConfig, get_peft_model
     from transformers import BitsAndBytesConfig, Gemma3ForCausalLM, Gemma3TextConfig
 
-    from tr_gemma.training import varlen_attention
+    from tr_gemma.training import fused_lora, varlen_attention
     from tr_gemma.training.fused_elementwise import fuse_norms_and_activations
-    from tr_gemma.training import fused_lora
     from tr_gemma.training.fused_lora import fuse_lora
     from tr_gemma.training.fused_rope import fuse_qk_norm_rope
 

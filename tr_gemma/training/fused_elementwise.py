@@ -17,7 +17,7 @@ import types
 GELU_TANH = "gelu_pytorch_tanh"
 
 
-def _rms_norm(x, weight, eps: float):
+def gemma3_rms_norm(x, weight, eps: float):
     """Gemma3RMSNorm.forward: fp32 normalisation, scaled by (1 + weight), cast back."""
     import torch
 
@@ -40,7 +40,7 @@ def compiler_available() -> bool:
 
 
 @functools.cache
-def _kernel(function):
+def compiled_kernel(function):
     """One compiled function per process: dynamo reuses it for every layer and row length."""
     import torch
 
@@ -50,11 +50,11 @@ def _kernel(function):
 def _norm_forward(self, x):
     # Gemma 3 applies q_norm/k_norm to a transposed view. The compiled backward asserts the strides
     # of what it saved, and activation offloading hands saved tensors back contiguous: save that.
-    return _kernel(_rms_norm)(x.contiguous(), self.weight, self.eps)
+    return compiled_kernel(gemma3_rms_norm)(x.contiguous(), self.weight, self.eps)
 
 
 def _mlp_forward(self, x):
-    return self.down_proj(_kernel(_geglu)(self.gate_proj(x), self.up_proj(x)))
+    return self.down_proj(compiled_kernel(_geglu)(self.gate_proj(x), self.up_proj(x)))
 
 
 def fuse_norms_and_activations(model) -> tuple[int, int]:

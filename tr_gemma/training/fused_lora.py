@@ -38,7 +38,7 @@ def _cuda_dequantizers():
     return _dequantize_blockwise_impl, _dequantize_4bit_impl
 
 
-_CUDA_DEQUANTIZERS = ()
+_CUDA_DEQUANTIZERS = ()  # () not looked up yet; None: this bitsandbytes has no such kernels
 
 
 def _dequantize(packed, state, dtype):

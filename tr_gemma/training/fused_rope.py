@@ -1,7 +1,7 @@
 """Gemma 3's q/k RMSNorm and rotary embedding as one torch.compile-generated kernel (`fused_rope`).
 
-Between the q/k/v projections and attention, Gemma 3 normalises q and k (fp32, as transposed
-views, so each norm first copies its input) and rotates them: `q * cos + rotate_half(q) * sin`
+Between the q/k/v projections and attention, Gemma 3 normalises q and k (in fp32, each its own
+chain of kernels, on transposed views) and rotates them: `q * cos + rotate_half(q) * sin`
 is a multiply, two slices, a negation, a concatenation, a second multiply and an add per tensor,
 each a kernel over a (tokens x heads x 256) tensor, again in the checkpointed recompute and about
 as many in backward. Here the attention forward is transformers' own, except that q and k are
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import types
 
-from tr_gemma.training.fused_elementwise import _kernel, _rms_norm
+from tr_gemma.training.fused_elementwise import compiled_kernel, gemma3_rms_norm
 
 
 def _rotate_half(x):
@@ -26,8 +26,8 @@ def _rotate_half(x):
 def _qk_norm_rope(q, k, q_weight, k_weight, eps: float, cos, sin):
     """q, k: (batch, tokens, heads, head_dim); cos, sin: (batch, tokens, head_dim)."""
     cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-    q = _rms_norm(q, q_weight, eps)
-    k = _rms_norm(k, k_weight, eps)
+    q = gemma3_rms_norm(q, q_weight, eps)
+    k = gemma3_rms_norm(k, k_weight, eps)
     return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
 
 
@@ -44,8 +44,8 @@ def _attention_forward(self, hidden_states, position_embeddings=None, attention_
     key = self.k_proj(hidden_states).view(hidden_shape)
     value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
     cos, sin = position_embeddings
-    query, key = _kernel(_qk_norm_rope)(query, key, self.q_norm.weight, self.k_norm.weight, self.q_norm.eps,
-                                        cos, sin)
+    query, key = compiled_kernel(_qk_norm_rope)(query, key, self.q_norm.weight, self.k_norm.weight,
+                                                self.q_norm.eps, cos, sin)
     attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
     attn_output, attn_weights = attention(
         self, query.transpose(1, 2), key.transpose(1, 2), value, attention_mask,

@@ -68,6 +68,20 @@ def build(folder: Path, size: str, layers: int, levers: dict, attn: str, dropout
     return model
 
 
+def seconds_per_call(call, calls: int, warmup: int) -> float:
+    """Wall seconds per call after `warmup` calls, the GPU synchronised before and after."""
+    import torch
+
+    for _ in range(warmup):
+        call()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / calls
+
+
 def dequantize_call_seconds(model, calls: int = 500) -> dict:
     """Host seconds per dequantisation of the first q_proj weight: public API against direct."""
     import torch
@@ -79,19 +93,9 @@ def dequantize_call_seconds(model, calls: int = 500) -> dict:
     weight = layer.base_layer.weight
     paths = {"public": lambda: bnbf.dequantize_4bit(weight.view(-1, 1), weight.quant_state).to(torch.bfloat16),
              "direct": lambda: fused_lora._dequantize(weight, weight.quant_state, torch.bfloat16)}
-    seconds = {}
-    for name, path in paths.items():
-        fused_lora._CUDA_DEQUANTIZERS = ()
-        for _ in range(20):
-            path()
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            path()
-        torch.cuda.synchronize()
-        seconds[name] = (time.perf_counter() - start) / calls
+    fused_lora._CUDA_DEQUANTIZERS = ()
     assert torch.equal(paths["public"](), paths["direct"]())
-    return seconds
+    return {name: seconds_per_call(path, calls, warmup=20) for name, path in paths.items()}
 
 
 def time_passes(model, tokens: int, vocab: int, repeats: int) -> float:
@@ -108,15 +112,9 @@ def time_passes(model, tokens: int, vocab: int, repeats: int) -> float:
             loss = model(input_ids=ids, labels=ids, position_ids=position_ids).loss
         loss.backward()
 
-    for _ in range(3):
-        one_pass()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        one_pass()
-    torch.cuda.synchronize()
+    seconds = seconds_per_call(one_pass, repeats, warmup=3)
     model.zero_grad(set_to_none=True)
-    return (time.perf_counter() - start) / repeats
+    return seconds
 
 
 def main() -> None:

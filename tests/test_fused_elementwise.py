@@ -73,3 +73,20 @@ def test_fused_rope_leaves_generation_with_a_kv_cache_to_transformers(tmp_path):
         fused_logits = model(prompt, use_cache=False).logits
     torch.testing.assert_close(fused_logits, plain_logits, rtol=2e-2, atol=2e-2)
     assert torch.equal(model.generate(prompt, max_new_tokens=4, do_sample=False), expected)
+
+
+def test_every_kernel_lever_is_a_recipe_setting_and_reroutes_the_model(tmp_path):
+    """The trainer applies its GPU kernel levers from one table (tr_gemma.training.sft.KERNEL_LEVERS):
+    each names a recipe field, and applying it reroutes the layers of a tiny NF4 + LoRA model."""
+    import re
+
+    from tr_gemma.training.recipe import Training
+    from tr_gemma.training.sft import KERNEL_LEVERS
+
+    assert set(KERNEL_LEVERS) == {"fused_norm_activation", "fused_rope", "fused_lora"} <= set(Training.model_fields)
+    save_tiny_checkpoint(tmp_path)
+    model = qlora_model(tmp_path)
+    counts = {name: [int(n) for n in re.findall(r"(?<![A-Za-z])\d+", apply(model))]  # not the 4 of "NF4"
+              for name, (_, apply, _) in KERNEL_LEVERS.items()}
+    # 13 norms and 2 MLPs; 2 attention layers; 14 adapted projections (2 layers x 7)
+    assert counts == {"fused_norm_activation": [13, 2], "fused_rope": [2], "fused_lora": [14]}

@@ -67,6 +67,23 @@ class TrainingReport:
     notes: list[str] = field(default_factory=list)
 
 
+# The recipe's GPU-only kernel levers, applied in this order to the trainer's model, all off under
+# FSDP: name -> (needs torch.compile, apply it and say what it did, why not under FSDP).
+KERNEL_LEVERS = {
+    "fused_norm_activation": (
+        True, lambda model: "Fused kernels (torch.compile) for {} RMSNorms and {} GeGLU MLPs; the first step "
+                            "includes their compile.".format(*fuse_norms_and_activations(model)),
+        "not measured there"),
+    "fused_rope": (
+        True, lambda model: f"Fused q/k norm + rotary embedding (torch.compile) in {fuse_qk_norm_rope(model)} "
+                            "attention layers.",
+        "not measured there"),
+    "fused_lora": (
+        False, lambda model: f"Fused NF4 + LoRA function for {fuse_lora(model)} projections.",
+        "its 4-bit weights are sharded there"),
+}
+
+
 def resolve_device(requested: str) -> str:
     import torch
 
@@ -284,12 +301,12 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
     if device == "cuda" and not torch.cuda.is_bf16_supported():
         raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
     recipe = effective_recipe(job, device, place, log)
-    fused_norms = device == "cuda" and unless_sharded(recipe.training.fused_norm_activation, place.sharded)
-    fused_rope = device == "cuda" and unless_sharded(recipe.training.fused_rope, place.sharded)
-    for lever, wanted in (("fused_norm_activation", fused_norms), ("fused_rope", fused_rope)):
-        if wanted and not compiler_available():
-            raise TrainingPreflightError(f"training.{lever} needs torch.compile's Triton backend, which is not "
-                                         f"installed; install triton or set {lever}: false.")
+    kernels = {name: device == "cuda" and unless_sharded(getattr(recipe.training, name), place.sharded)
+               for name in KERNEL_LEVERS}
+    for name, (compiled, _, _) in KERNEL_LEVERS.items():
+        if kernels[name] and compiled and not compiler_available():
+            raise TrainingPreflightError(f"training.{name} needs torch.compile's Triton backend, which is not "
+                                         f"installed; install triton or set {name}: false.")
 
     checkpoints = job.output_dir / "checkpoints"
     with PartialState().main_process_first():  # rank 0 sets incomplete checkpoints aside first
@@ -323,20 +340,11 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
     if place.sharded and not trainer.is_fsdp_enabled:
         log("FSDP was requested but accelerate runs this launch without it (FSDP needs CUDA GPUs): "
             "training data-parallel instead.")
-    if fused_norms:
-        norms, mlps = fuse_norms_and_activations(trainer.model)
-        log(f"Fused kernels (torch.compile) for {norms} RMSNorms and {mlps} GeGLU MLPs; "
-            "the first step includes their compile.")
-    elif device == "cuda" and recipe.training.fused_norm_activation:
-        log("training.fused_norm_activation is off under FSDP (not measured there).")
-    if fused_rope:
-        log(f"Fused q/k norm + rotary embedding (torch.compile) in {fuse_qk_norm_rope(trainer.model)} attention layers.")
-    elif device == "cuda" and recipe.training.fused_rope:
-        log("training.fused_rope is off under FSDP (not measured there).")
-    if device == "cuda" and unless_sharded(recipe.training.fused_lora, place.sharded):
-        log(f"Fused NF4 + LoRA function for {fuse_lora(trainer.model)} projections.")
-    elif device == "cuda" and recipe.training.fused_lora:
-        log("training.fused_lora is off under FSDP (its 4-bit weights are sharded there).")
+    for name, (_, apply, why_not_sharded) in KERNEL_LEVERS.items():
+        if kernels[name]:
+            log(apply(trainer.model))
+        elif device == "cuda" and getattr(recipe.training, name):
+            log(f"training.{name} is off under FSDP ({why_not_sharded}).")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
 
 

@@ -26,6 +26,8 @@ VARIANTS = {
     "fused_lora": {"fused_lora": True},
     "fused_lora+fused_norms": {"fused_lora": True, "fused_norms": True},
     "fused_lora+fused_norms+fused_rope": {"fused_lora": True, "fused_norms": True, "fused_rope": True},
+    "fused_lora+fused_norms+fused_rope+compiled_layers": {"fused_lora": True, "fused_norms": True, "fused_rope": True,
+                                                          "compiled_layers": True},
 }
 
 
@@ -35,6 +37,7 @@ def build(folder: Path, size: str, layers: int, levers: dict, attn: str, dropout
     from transformers import BitsAndBytesConfig, Gemma3ForCausalLM, Gemma3TextConfig
 
     from tr_gemma.training import fused_lora, varlen_attention
+    from tr_gemma.training.compiled_layers import compile_decoder_layers
     from tr_gemma.training.fused_elementwise import fuse_norms_and_activations
     from tr_gemma.training.fused_lora import fuse_lora
     from tr_gemma.training.fused_rope import fuse_qk_norm_rope
@@ -63,6 +66,10 @@ def build(folder: Path, size: str, layers: int, levers: dict, attn: str, dropout
         fuse_qk_norm_rope(model)
     if levers.get("fused_lora"):
         fuse_lora(model)
+    if levers.get("compiled_layers"):
+        if attn == varlen_attention.NAME:
+            varlen_attention.attach(model)
+        compile_decoder_layers(model)
     # bitsandbytes' public dequantisation (two op dispatches) instead of its kernels called directly
     fused_lora._CUDA_DEQUANTIZERS = None if levers.get("public_dequant") else ()
     return model

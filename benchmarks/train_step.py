@@ -42,6 +42,8 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "lora": {"training": {"fused_lora": True}},
     "rope": {"training": {"fused_rope": True}},
     "norope": {"training": {"fused_rope": False}},
+    "compiled": {"training": {"compiled_layers": True}},
+    "nooffload": {"training": {"activation_offloading": False}},
     "peftlora": {"training": {"fused_lora": False}},  # PEFT's own LoRA forward (before fused_lora)
     "nodropout": {"lora": {"lora_dropout": 0.0}},  # recipe-wide: run "baseline+nodropout" to compare alike
     # no recompute: every layer's activations stay on the GPU (offloading them all would be PCIe-bound)

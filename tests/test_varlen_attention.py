@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tr_gemma.training.recipe import load_recipe
+from tr_gemma.training import varlen_attention
 from tr_gemma.training.varlen_attention import NAME, sequence_boundaries
 
 
@@ -28,7 +29,6 @@ def test_the_recipe_accepts_the_varlen_kernel_and_refuses_unknown_ones():
 
 def test_boundaries_are_read_once_per_micro_batch_not_once_per_layer(monkeypatch):
     """Reading the boundaries syncs the GPU; every layer gets the same position_ids tensor."""
-    from tr_gemma.training import varlen_attention
 
     calls = []
     real = varlen_attention.sequence_boundaries
@@ -44,3 +44,25 @@ def test_boundaries_are_read_once_per_micro_batch_not_once_per_layer(monkeypatch
     next_batch = torch.tensor([[0, 1, 2, 3, 4, 5]])
     assert varlen_attention._boundaries_once({"position_ids": next_batch}, 1, 6, "cpu")[0].tolist() == [0, 6]
     assert len(calls) == 3
+
+
+def test_attach_finds_the_boundaries_once_per_forward_and_hands_them_to_every_attention_call():
+    """A decoder layer compiled whole cannot read position ids on the host; the boundaries come
+    from a pre-hook on the text model, found once for all layers."""
+    import torch
+    from transformers import Gemma3ForCausalLM
+
+    from tests.tiny_gemma import tiny_text_config
+
+    model = Gemma3ForCausalLM(tiny_text_config(vocab_size=512)).eval()
+    assert varlen_attention.attach(model) == 1
+    seen = []
+    for layer in model.model.layers:
+        layer.self_attn.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.append(kwargs[varlen_attention.BOUNDARIES]), with_kwargs=True)
+    position_ids = torch.cat([torch.arange(20), torch.arange(28)])[None]  # two packed documents
+    with torch.no_grad():
+        model(input_ids=torch.randint(3, 512, (1, 48)), position_ids=position_ids, use_cache=False)
+    assert len(seen) == 2 and seen[0] is seen[1]  # one tuple, computed before the first layer
+    cu, longest = seen[0]
+    assert cu.tolist() == [0, 20, 48] and longest == 28

@@ -60,6 +60,12 @@ LEVERS = {
     "varlen+offload+fused+fused_lora+fused_rope": {"attn_implementation": "packed_varlen",
                                                    "activation_offloading": True, "fused_norm_activation": True,
                                                    "fused_lora": True, "fused_rope": True},
+    "varlen+offload+fused+fused_lora+fused_rope+compiled_layers": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "compiled_layers": True},
+    "varlen+fused+fused_lora+fused_rope+compiled_layers": {
+        "attn_implementation": "packed_varlen", "activation_offloading": False, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "compiled_layers": True},
 }
 
 
@@ -70,7 +76,8 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
     check_parity(tmp_path, gemma_tokenizer_dir, "cuda", LEVERS[lever])
 
 
-@pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora"])
+@pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora",
+                                   "varlen+fused+fused_lora+fused_rope+compiled_layers"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""

@@ -47,14 +47,22 @@ def compiled_kernel(function):
     return torch.compile(function, fullgraph=True, dynamic=True)
 
 
+def kernel(function):
+    """`function` compiled on its own, or as it is inside a decoder layer compiled whole
+    (`compiled_layers`), where the enclosing graph fuses it with its neighbours."""
+    import torch
+
+    return function if torch.compiler.is_compiling() else compiled_kernel(function)
+
+
 def _norm_forward(self, x):
     # Gemma 3 applies q_norm/k_norm to a transposed view. The compiled backward asserts the strides
     # of what it saved, and activation offloading hands saved tensors back contiguous: save that.
-    return compiled_kernel(gemma3_rms_norm)(x.contiguous(), self.weight, self.eps)
+    return kernel(gemma3_rms_norm)(x.contiguous(), self.weight, self.eps)
 
 
 def _mlp_forward(self, x):
-    return self.down_proj(compiled_kernel(_geglu)(self.gate_proj(x), self.up_proj(x)))
+    return self.down_proj(kernel(_geglu)(self.gate_proj(x), self.up_proj(x)))
 
 
 def fuse_norms_and_activations(model) -> tuple[int, int]:

@@ -14,6 +14,7 @@ checkpointed recompute draws the same mask), LoRA in the compute dtype, fp32 ada
 
 from __future__ import annotations
 
+import functools
 import types
 
 
@@ -64,6 +65,61 @@ def _dequantize(packed, state, dtype):
     return out
 
 
+def _quant_parts(state) -> tuple:
+    """A QuantState as the tensors and numbers a torch.library op can take (see `graph_ops`)."""
+    nested = state.nested
+    return (state.absmax, state.code, state.state2.absmax if nested else None, state.state2.code if nested else None,
+            state.offset if nested else None, state.blocksize, state.state2.blocksize if nested else 0,
+            state.quant_type)
+
+
+def _quant_state(absmax, code, absmax2, code2, offset, blocksize: int, blocksize2: int, quant_type: str,
+                 shape, dtype):
+    """The QuantState `_quant_parts` took apart."""
+    import torch
+    from bitsandbytes.functional import QuantState
+
+    state2 = None if absmax2 is None else QuantState(absmax2, code=code2, blocksize=blocksize2, dtype=torch.float32)
+    return QuantState(absmax, shape=torch.Size(shape), code=code, blocksize=blocksize, quant_type=quant_type,
+                      dtype=dtype, offset=offset, state2=state2)
+
+
+def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
+    """(out, dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
+    import torch
+
+    a = lora_a.to(x2.dtype)
+    b_scaled = lora_b.to(x2.dtype) * scaling  # (out, r): tiny, so scaling costs nothing here
+    if dropout_p > 0:
+        dropped, mask = torch.native_dropout(x2, dropout_p, True)
+    else:
+        dropped, mask = x2, None
+    down = dropped @ a.t()                      # (tokens, r)
+    out = _nf4_linear(x2, packed, state)        # a fresh tensor: safe to add into in place
+    out.addmm_(down, b_scaled.t())
+    return out, dropped, down, a, b_scaled, mask
+
+
+def _backward_2d(g, dropped, down, a, b_scaled, mask, packed, state, scaling: float, dropout_p: float,
+                 needs: tuple, param_dtypes: tuple) -> tuple:
+    """(grad of the 2-D input, grad A, grad B), None where `needs` says not wanted."""
+    g_down = g @ b_scaled                       # (tokens, r), scaling already inside
+    grad_x = grad_a = grad_b = None
+    need_x, need_a, need_b = needs
+    if need_x:
+        grad_x = g @ _dequantize(packed, state, g.dtype)
+        if mask is None:
+            grad_x.addmm_(g_down, a)
+        else:  # in place: one (tokens, in) temporary besides grad_x, not three
+            through_lora = g_down @ a
+            grad_x.add_(through_lora.mul_(mask), alpha=1.0 / (1.0 - dropout_p))
+    if need_a:
+        grad_a = (g_down.t() @ dropped).to(param_dtypes[0])
+    if need_b:
+        grad_b = (g.t() @ down).mul_(scaling).to(param_dtypes[1])
+    return grad_x, grad_a, grad_b
+
+
 def _function():
     import torch
 
@@ -73,16 +129,8 @@ def _function():
         @staticmethod
         def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float):
             shape = x.shape
-            x2 = x.reshape(-1, shape[-1])
-            a = lora_a.to(x.dtype)
-            b_scaled = lora_b.to(x.dtype) * scaling  # (out, r): tiny, so scaling costs nothing here
-            if dropout_p > 0:
-                dropped, mask = torch.native_dropout(x2, dropout_p, True)
-            else:
-                dropped, mask = x2, None
-            down = dropped @ a.t()                      # (tokens, r)
-            out = _nf4_linear(x2, packed, state)        # a fresh tensor: safe to add into in place
-            out.addmm_(down, b_scaled.t())
+            out, dropped, down, a, b_scaled, mask = _forward_2d(x.reshape(-1, shape[-1]), packed, state, lora_a,
+                                                                lora_b, scaling, dropout_p)
             ctx.save_for_backward(dropped, down, a, b_scaled, mask)
             ctx.packed, ctx.state, ctx.scaling, ctx.dropout_p = packed, state, scaling, dropout_p
             ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
@@ -92,24 +140,92 @@ def _function():
         def backward(ctx, grad_out):
             dropped, down, a, b_scaled, mask = ctx.saved_tensors
             g = grad_out.reshape(-1, grad_out.shape[-1]).to(dropped.dtype)
-            g_down = g @ b_scaled                       # (tokens, r), scaling already inside
-            grad_x = grad_a = grad_b = None
             need_x, _, _, need_a, need_b, _, _ = ctx.needs_input_grad
-            if need_x:
-                grad_x = g @ _dequantize(ctx.packed, ctx.state, g.dtype)
-                if mask is None:
-                    grad_x.addmm_(g_down, a)
-                else:  # in place: one (tokens, in) temporary besides grad_x, not three
-                    through_lora = g_down @ a
-                    grad_x.add_(through_lora.mul_(mask), alpha=1.0 / (1.0 - ctx.dropout_p))
+            grad_x, grad_a, grad_b = _backward_2d(g, dropped, down, a, b_scaled, mask, ctx.packed, ctx.state,
+                                                  ctx.scaling, ctx.dropout_p, (need_x, need_a, need_b),
+                                                  ctx.param_dtypes)
+            if grad_x is not None:
                 grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
-            if need_a:
-                grad_a = (g_down.t() @ dropped).to(ctx.param_dtypes[0])
-            if need_b:
-                grad_b = (g.t() @ down).mul_(ctx.scaling).to(ctx.param_dtypes[1])
             return grad_x, None, None, grad_a, grad_b, None, None
 
     return LoraNF4
+
+
+@functools.cache
+def graph_ops():
+    """The fused function as torch.library ops, for decoder layers compiled whole (`compiled_layers`).
+
+    torch.compile cannot trace bitsandbytes' ctypes kernel calls or an autograd function that keeps a
+    QuantState on its context; an op with a fake (shape-only) implementation and a registered
+    backward is opaque to it, and the code around it still fuses. The quantisation state travels
+    as tensors and numbers (`_quant_parts`). Returns (forward, backward) op handles."""
+    import torch
+
+    # schemas spelled out: this module's postponed annotations are strings custom_op cannot resolve
+    quant = "Tensor packed, Tensor absmax, Tensor code, Tensor? absmax2, Tensor? code2, Tensor? offset, " \
+            "int blocksize, int blocksize2, str quant_type"
+
+    @torch.library.custom_op("tr_gemma::nf4_lora", mutates_args=(), schema=(
+        f"(Tensor x, {quant}, int out_features, Tensor lora_a, Tensor lora_b, float scaling, float dropout_p)"
+        " -> (Tensor, Tensor, Tensor, Tensor)"))
+    def nf4_lora(x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, out_features,
+                 lora_a, lora_b, scaling, dropout_p):
+        """(output, LoRA down-projection, dropped input, dropout mask); the last two empty without dropout."""
+        state = _quant_state(absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type,
+                             (out_features, x.shape[-1]), x.dtype)
+        out, dropped, down, _, _, mask = _forward_2d(x.reshape(-1, x.shape[-1]), packed, state, lora_a, lora_b,
+                                                     scaling, dropout_p)
+        if mask is None:  # an op's outputs may not alias its inputs: the backward takes x instead
+            dropped, mask = x.new_empty(0), x.new_empty(0, dtype=torch.bool)
+        return out.view(*x.shape[:-1], out_features), down, dropped, mask
+
+    @nf4_lora.register_fake
+    def _(x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, out_features,
+          lora_a, lora_b, scaling, dropout_p):
+        tokens = x.numel() // x.shape[-1]
+        kept = (tokens, x.shape[-1]) if dropout_p > 0 else (0,)
+        return (x.new_empty(*x.shape[:-1], out_features), x.new_empty(tokens, lora_a.shape[0]),
+                x.new_empty(kept), x.new_empty(kept, dtype=torch.bool))
+
+    @torch.library.custom_op("tr_gemma::nf4_lora_backward", mutates_args=(), schema=(
+        f"(Tensor grad_out, Tensor x, Tensor down, Tensor dropped, Tensor mask, {quant}, Tensor lora_a, "
+        "Tensor lora_b, float scaling, float dropout_p) -> (Tensor, Tensor, Tensor)"))
+    def nf4_lora_backward(grad_out, x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, blocksize,
+                          blocksize2, quant_type, lora_a, lora_b, scaling, dropout_p):
+        """(grad x, grad A, grad B)."""
+        x2 = x.reshape(-1, x.shape[-1])
+        g = grad_out.reshape(-1, grad_out.shape[-1]).to(x.dtype)
+        state = _quant_state(absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type,
+                             (g.shape[-1], x2.shape[-1]), x.dtype)
+        with_dropout = dropout_p > 0
+        grad_x, grad_a, grad_b = _backward_2d(
+            g, dropped if with_dropout else x2, down, lora_a.to(x.dtype), lora_b.to(x.dtype) * scaling,
+            mask if with_dropout else None, packed, state, scaling, dropout_p, (True, True, True),
+            (lora_a.dtype, lora_b.dtype))
+        return grad_x.view(x.shape), grad_a, grad_b
+
+    @nf4_lora_backward.register_fake
+    def _(grad_out, x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2,
+          quant_type, lora_a, lora_b, scaling, dropout_p):
+        return x.new_empty(x.shape), torch.empty_like(lora_a), torch.empty_like(lora_b)
+
+    def setup_context(ctx, inputs, output):
+        (x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, _, lora_a, lora_b,
+         scaling, dropout_p) = inputs
+        _, down, dropped, mask = output
+        ctx.save_for_backward(x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, lora_a, lora_b)
+        ctx.numbers = (blocksize, blocksize2, quant_type, scaling, dropout_p)
+
+    def backward(ctx, grad_out, *_):
+        x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, lora_a, lora_b = ctx.saved_tensors
+        blocksize, blocksize2, quant_type, scaling, dropout_p = ctx.numbers
+        grad_x, grad_a, grad_b = nf4_lora_backward(grad_out, x, down, dropped, mask, packed, absmax, code, absmax2,
+                                                   code2, offset, blocksize, blocksize2, quant_type, lora_a,
+                                                   lora_b, scaling, dropout_p)
+        return (grad_x,) + (None,) * 10 + (grad_a, grad_b, None, None)
+
+    nf4_lora.register_autograd(backward, setup_context=setup_context)
+    return nf4_lora, nf4_lora_backward
 
 
 _LORA_NF4 = None
@@ -125,6 +241,8 @@ def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float)
 
 def _fused_forward(self, x, *args, **kwargs):
     """peft's lora.bnb.Linear4bit.forward for one plain LoRA adapter; anything else goes to PEFT."""
+    import torch
+
     active = self.active_adapters
     if (self.disable_adapters or self.merged or args or kwargs or len(active) != 1
             or active[0] not in self.lora_A or active[0] in self.lora_variant):
@@ -134,8 +252,12 @@ def _fused_forward(self, x, *args, **kwargs):
     p = getattr(self.lora_dropout[name], "p", 0.0) if self.training else 0.0  # nn.Identity when 0
     inp_dtype = x.dtype
     compute = base.compute_dtype or x.dtype
-    out = lora_nf4(x.to(compute), base.weight, base.weight.quant_state, self.lora_A[name].weight,
-                   self.lora_B[name].weight, float(self.scaling[name]), p)
+    weight, lora_a, lora_b, scaling = base.weight, self.lora_A[name].weight, self.lora_B[name].weight, float(self.scaling[name])
+    if torch.compiler.is_compiling():  # in a compiled decoder layer: the same function as an op (graph_ops)
+        out = torch.ops.tr_gemma.nf4_lora(x.to(compute), weight, *_quant_parts(weight.quant_state),
+                                          weight.quant_state.shape[0], lora_a, lora_b, scaling, p)[0]
+    else:
+        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p)
     return out.to(inp_dtype)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import types
 
-from tr_gemma.training.fused_elementwise import compiled_kernel, gemma3_rms_norm
+from tr_gemma.training.fused_elementwise import gemma3_rms_norm, kernel
 
 
 def _rotate_half(x):
@@ -44,8 +44,8 @@ def _attention_forward(self, hidden_states, position_embeddings=None, attention_
     key = self.k_proj(hidden_states).view(hidden_shape)
     value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
     cos, sin = position_embeddings
-    query, key = compiled_kernel(_qk_norm_rope)(query, key, self.q_norm.weight, self.k_norm.weight,
-                                                self.q_norm.eps, cos, sin)
+    query, key = kernel(_qk_norm_rope)(query, key, self.q_norm.weight, self.k_norm.weight, self.q_norm.eps,
+                                       cos, sin)
     attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
     attn_output, attn_weights = attention(
         self, query.transpose(1, 2), key.transpose(1, 2), value, attention_mask,

@@ -75,6 +75,7 @@ class Training(_Strict):
     fused_norm_activation: bool = False  # RMSNorm and GeGLU as torch.compile-generated fused kernels
     fused_lora: bool = False  # NF4 matmul + LoRA as one autograd function (no clone, scaling and add kernels)
     fused_rope: bool = False  # q/k RMSNorm + rotary embedding as one torch.compile-generated kernel
+    compiled_layers: bool = False  # each decoder layer one torch.compile graph (needs fused_lora on 4-bit)
 
     @field_validator("fp16")
     @classmethod

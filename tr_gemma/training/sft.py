@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tr_gemma.atomic_io import atomic_directory, atomic_file, disk_full
+from tr_gemma.training.compiled_layers import compile_decoder_layers
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement, unless_sharded
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
@@ -81,6 +82,11 @@ KERNEL_LEVERS = {
     "fused_lora": (
         False, lambda model: f"Fused NF4 + LoRA function for {fuse_lora(model)} projections.",
         "its 4-bit weights are sharded there"),
+    # last: it compiles the layers as the levers above left them
+    "compiled_layers": (
+        True, lambda model: f"{compile_decoder_layers(model)} decoder layers compiled whole (torch.compile); the "
+                            "first step includes the compile.",
+        "not measured there"),
 }
 
 
@@ -162,6 +168,8 @@ def load_quantized_model(job: TrainingJob, device: str, place: Placement | None 
         )
     # Packed sequences are isolated from position_ids only without a KV cache.
     model.config.use_cache = False
+    if attn == varlen_attention.NAME:
+        varlen_attention.attach(model)
     if device == "cpu":
         _keep_cpu_4bit_layout(model)
     return model
@@ -307,6 +315,9 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         if kernels[name] and compiled and not compiler_available():
             raise TrainingPreflightError(f"training.{name} needs torch.compile's Triton backend, which is not "
                                          f"installed; install triton or set {name}: false.")
+    if kernels["compiled_layers"] and recipe.quantization.load_in_4bit and not kernels["fused_lora"]:
+        raise TrainingPreflightError("training.compiled_layers needs training.fused_lora on 4-bit weights "
+                                     "(bitsandbytes' own matmul cannot be compiled); set fused_lora: true.")
 
     checkpoints = job.output_dir / "checkpoints"
     with PartialState().main_process_first():  # rank 0 sets incomplete checkpoints aside first

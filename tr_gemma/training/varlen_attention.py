@@ -79,6 +79,37 @@ def _boundaries_once(kwargs: dict, batch: int, length: int, device):
     return cu, longest
 
 
+BOUNDARIES = "packed_boundaries"  # the keyword `attach` adds to every forward: (cu, longest)
+
+
+def attach(model) -> int:
+    """Find the packed documents' boundaries once per forward, before the decoder layers (a pre-hook on
+    every Gemma 3 text model in `model`), and pass them to each attention call; returns how many.
+
+    A decoder layer compiled whole (`compiled_layers`) cannot read them itself: finding them reads
+    position ids on the host. Transformers hands the model's extra keywords on to attention."""
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3TextModel
+
+    text_models = [module for module in model.modules() if isinstance(module, Gemma3TextModel)]
+    for text_model in text_models:
+        text_model.register_forward_pre_hook(_add_boundaries, with_kwargs=True)
+    return len(text_models)
+
+
+def _add_boundaries(module, args, kwargs):
+    import torch
+
+    tokens = args[0] if args else kwargs.get("input_ids")
+    if tokens is None:
+        tokens = kwargs.get("inputs_embeds")
+    if tokens is None or kwargs.get("past_key_values") is not None:
+        return None  # generation with a KV cache: the attention finds its own way (or refuses)
+    batch, length = tokens.shape[:2]
+    cu, longest = _boundaries_once(kwargs, batch, length, tokens.device)
+    torch._dynamo.maybe_mark_dynamic(cu, 0)  # one compiled graph for any number of documents
+    return args, {**kwargs, BOUNDARIES: (cu, longest)}
+
+
 def varlen_attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                              sliding_window=None, softcap=None, **kwargs):
     """transformers' attention-function signature: (batch, heads, seq, dim) in, (batch, seq, heads, dim) out."""
@@ -91,7 +122,17 @@ def varlen_attention_forward(module, query, key, value, attention_mask, scaling=
         raise ValueError("packed_varlen attention has no logit soft-capping (Gemma 3 does not use it)")
     batch, heads, length, dim = query.shape
     kv_heads = key.shape[1]
-    cu, longest = _boundaries_once(kwargs, batch, length, query.device)
+    if kwargs.get(BOUNDARIES) is not None:
+        cu, longest = kwargs[BOUNDARIES]
+        if torch.compiler.is_compiling():
+            # a Python int in a graph is a constant: one recompile per new longest document. The
+            # row length bounds it; the kernel skips blocks past each document's end.
+            longest = batch * length
+    elif torch.compiler.is_compiling():
+        raise RuntimeError(f"{NAME} attention inside a compiled layer needs its boundaries found before the "
+                           "layers: call varlen_attention.attach(model) first")
+    else:
+        cu, longest = _boundaries_once(kwargs, batch, length, query.device)
 
     def tokens_major(x, repeat: int = 1):
         x = x.transpose(1, 2).reshape(batch * length, x.shape[1], dim)

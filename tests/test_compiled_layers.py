@@ -78,7 +78,8 @@ def test_nf4_lora_op_passes_pytorch_custom_op_checks(tmp_path, dropout):
     lora_a, lora_b = model.lora_A["default"].weight, model.lora_B["default"].weight
     args = (x, weight, *_quant_parts(weight.quant_state), weight.quant_state.shape[0], lora_a, lora_b, 2.0, dropout)
     if dropout:  # random masks: the checks that run the op twice and compare values cannot apply
-        torch.library.opcheck(forward, args, test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+        torch.library.opcheck(forward, args,
+                              test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     else:
         torch.library.opcheck(forward, args)
 

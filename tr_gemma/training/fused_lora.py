@@ -10,6 +10,8 @@ into its output inside the GEMM (`addmm_`, scaling as its alpha); the backward d
 weight once and accumulates the LoRA input gradient into the base one the same way. Numerics
 follow PEFT under bf16 autocast: dropout on the LoRA input only (same RNG calls, so the
 checkpointed recompute draws the same mask), LoRA in the compute dtype, fp32 adapter gradients.
+Inside a decoder layer compiled whole (`compiled_layers`) the same computation runs as two
+torch.library ops (`graph_ops`), which torch.compile can place in its graph.
 """
 
 from __future__ import annotations
@@ -252,7 +254,8 @@ def _fused_forward(self, x, *args, **kwargs):
     p = getattr(self.lora_dropout[name], "p", 0.0) if self.training else 0.0  # nn.Identity when 0
     inp_dtype = x.dtype
     compute = base.compute_dtype or x.dtype
-    weight, lora_a, lora_b, scaling = base.weight, self.lora_A[name].weight, self.lora_B[name].weight, float(self.scaling[name])
+    weight, lora_a, lora_b = base.weight, self.lora_A[name].weight, self.lora_B[name].weight
+    scaling = float(self.scaling[name])
     if torch.compiler.is_compiling():  # in a compiled decoder layer: the same function as an op (graph_ops)
         out = torch.ops.tr_gemma.nf4_lora(x.to(compute), weight, *_quant_parts(weight.quant_state),
                                           weight.quant_state.shape[0], lora_a, lora_b, scaling, p)[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.tiny_gemma import tiny_text_config
-from tests.tiny_qlora import loss_and_grads, qlora_model
+from tests.tiny_qlora import assert_generation_keeps_transformers_path, loss_and_grads, qlora_model
 from tr_gemma.training.compiled_layers import compile_decoder_layers
 from tr_gemma.training.fused_elementwise import fuse_norms_and_activations
 from tr_gemma.training.fused_lora import fuse_lora, graph_ops
@@ -94,17 +94,5 @@ def fuse_lora_layer(folder):
 
 
 def test_compiled_layers_leave_generation_with_a_kv_cache_to_transformers():
-    from transformers import Gemma3ForCausalLM
-
-    torch.manual_seed(0)
-    model = Gemma3ForCausalLM(tiny_text_config(vocab_size=512)).eval()
-    prompt = torch.randint(3, 512, (1, 6))
-    expected = model.generate(prompt, max_new_tokens=4, do_sample=False)
-    with torch.no_grad():
-        plain_logits = model(prompt, use_cache=False).logits
     torch._dynamo.reset()
-    assert compile_decoder_layers(model) == 2
-    with torch.no_grad():  # without a cache the forward runs the compiled layers
-        compiled_logits = model(prompt, use_cache=False).logits
-    torch.testing.assert_close(compiled_logits, plain_logits, rtol=1e-4, atol=1e-4)
-    assert torch.equal(model.generate(prompt, max_new_tokens=4, do_sample=False), expected)
+    assert_generation_keeps_transformers_path(compile_decoder_layers, rerouted=2, tolerance=1e-4)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tests.tiny_gemma import tiny_text_config
-from tests.tiny_qlora import assert_same_training, loss_and_grads, qlora_model, save_tiny_checkpoint
+from tests.tiny_qlora import (assert_generation_keeps_transformers_path, assert_same_training, loss_and_grads,
+                               qlora_model, save_tiny_checkpoint)
 from tr_gemma.training.fused_elementwise import fuse_norms_and_activations
 
 
@@ -57,22 +58,10 @@ def test_fused_qk_norm_and_rotary_embedding_match_the_plain_attention(tmp_path):
     assert_same_training(plain, loss_and_grads(fused_model))
 
 
-def test_fused_rope_leaves_generation_with_a_kv_cache_to_transformers(tmp_path):
-    from transformers import Gemma3ForCausalLM
-
+def test_fused_rope_leaves_generation_with_a_kv_cache_to_transformers():
     from tr_gemma.training.fused_rope import fuse_qk_norm_rope
 
-    torch.manual_seed(0)
-    model = Gemma3ForCausalLM(tiny_text_config(vocab_size=512)).eval()
-    prompt = torch.randint(3, 512, (1, 6))
-    expected = model.generate(prompt, max_new_tokens=4, do_sample=False)
-    with torch.no_grad():
-        plain_logits = model(prompt, use_cache=False).logits
-    fuse_qk_norm_rope(model)
-    with torch.no_grad():  # without a cache the forward goes through the fused function
-        fused_logits = model(prompt, use_cache=False).logits
-    torch.testing.assert_close(fused_logits, plain_logits, rtol=2e-2, atol=2e-2)
-    assert torch.equal(model.generate(prompt, max_new_tokens=4, do_sample=False), expected)
+    assert_generation_keeps_transformers_path(fuse_qk_norm_rope, rerouted=2, tolerance=2e-2)
 
 
 def test_every_kernel_lever_is_a_recipe_setting_and_reroutes_the_model(tmp_path):

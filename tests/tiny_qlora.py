@@ -62,3 +62,22 @@ def assert_same_training(reference: tuple, candidate: tuple) -> None:
         cosine = torch.nn.functional.cosine_similarity(grad.flatten(), ref_grads[name].flatten(), dim=0)
         assert cosine > 0.99, name
         assert grad.norm() == pytest.approx(ref_grads[name].norm().item(), rel=0.05), name
+
+
+def assert_generation_keeps_transformers_path(reroute, rerouted: int, tolerance: float) -> None:
+    """`reroute(model)` swaps the forward of `rerouted` modules of a tiny Gemma 3: without a KV cache
+    its logits stay within `tolerance` of the plain model's; greedy generation with a cache is
+    exactly unchanged."""
+    from transformers import Gemma3ForCausalLM
+
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM(tiny_text_config(vocab_size=512)).eval()
+    prompt = torch.randint(3, 512, (1, 6))
+    expected = model.generate(prompt, max_new_tokens=4, do_sample=False)
+    with torch.no_grad():
+        plain_logits = model(prompt, use_cache=False).logits
+    assert reroute(model) == rerouted
+    with torch.no_grad():  # without a cache the forward takes the rerouted path
+        rerouted_logits = model(prompt, use_cache=False).logits
+    torch.testing.assert_close(rerouted_logits, plain_logits, rtol=tolerance, atol=tolerance)
+    assert torch.equal(model.generate(prompt, max_new_tokens=4, do_sample=False), expected)

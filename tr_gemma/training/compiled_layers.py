@@ -12,25 +12,18 @@ inline into it. Gradient checkpointing still wraps each layer: the recompute rep
 
 from __future__ import annotations
 
-import functools
 import types
 
-
-@functools.cache
-def _compiled_layer_forward():
-    """Gemma3DecoderLayer.forward compiled once per process, the layer itself an argument: every layer
-    of a kind (sliding or global attention) reuses one graph, its parameters being graph inputs.
-    `dynamic=True` because packed rows vary in length and in document count."""
-    import torch
-    from transformers.models.gemma3.modeling_gemma3 import Gemma3DecoderLayer
-
-    return torch.compile(Gemma3DecoderLayer.forward, fullgraph=True, dynamic=True)
+from tr_gemma.training.fused_elementwise import compiled_kernel
 
 
 def _compiled_forward(self, hidden_states, *args, **kwargs):
+    """Gemma3DecoderLayer.forward compiled once per process with the layer as an argument: every layer
+    of a kind (sliding or global attention) reuses one graph, its parameters being graph inputs;
+    `dynamic=True` because packed rows vary in length and in document count."""
     if kwargs.get("past_key_values") is not None:  # generation with a KV cache: transformers' own path
         return type(self).forward(self, hidden_states, *args, **kwargs)
-    return _compiled_layer_forward()(self, hidden_states, *args, **kwargs)
+    return compiled_kernel(type(self).forward)(self, hidden_states, *args, **kwargs)
 
 
 def compile_decoder_layers(model) -> int:

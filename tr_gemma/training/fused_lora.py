@@ -86,12 +86,16 @@ def _quant_state(absmax, code, absmax2, code2, offset, blocksize: int, blocksize
                       dtype=dtype, offset=offset, state2=state2)
 
 
+def _lora_factors(lora_a, lora_b, dtype, scaling: float) -> tuple:
+    """A, and B times the scaling, in the compute dtype: (r, in) and (out, r), so the scaling costs nothing here."""
+    return lora_a.to(dtype), lora_b.to(dtype) * scaling
+
+
 def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
     """(out, dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
     import torch
 
-    a = lora_a.to(x2.dtype)
-    b_scaled = lora_b.to(x2.dtype) * scaling  # (out, r): tiny, so scaling costs nothing here
+    a, b_scaled = _lora_factors(lora_a, lora_b, x2.dtype, scaling)
     if dropout_p > 0:
         dropped, mask = torch.native_dropout(x2, dropout_p, True)
     else:
@@ -201,7 +205,7 @@ def graph_ops():
                              (g.shape[-1], x2.shape[-1]), x.dtype)
         with_dropout = dropout_p > 0
         grad_x, grad_a, grad_b = _backward_2d(
-            g, dropped if with_dropout else x2, down, lora_a.to(x.dtype), lora_b.to(x.dtype) * scaling,
+            g, dropped if with_dropout else x2, down, *_lora_factors(lora_a, lora_b, x.dtype, scaling),
             mask if with_dropout else None, packed, state, scaling, dropout_p, (True, True, True),
             (lora_a.dtype, lora_b.dtype))
         return grad_x.view(x.shape), grad_a, grad_b

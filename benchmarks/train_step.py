@@ -44,6 +44,8 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "norope": {"training": {"fused_rope": False}},
     "compiled": {"training": {"compiled_layers": True}},
     "nooffload": {"training": {"activation_offloading": False}},
+    "inputs": {"training": {"activation_offloading": True, "offload_scope": "layer_inputs"}},  # layer inputs only
+    "alltensors": {"training": {"offload_scope": "all_saved_tensors"}},  # trl's offloading as it ships
     "peftlora": {"training": {"fused_lora": False}},  # PEFT's own LoRA forward (before fused_lora)
     "nodropout": {"lora": {"lora_dropout": 0.0}},  # recipe-wide: run "baseline+nodropout" to compare alike
     # no recompute: every layer's activations stay on the GPU (offloading them all would be PCIe-bound)
@@ -51,6 +53,14 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "again": {},  # the recipe unchanged: a second run of it, e.g. under the profiler
     "nopack": {"training": {"packing": False}},
 }
+
+
+def lever_overrides(lever: str) -> dict:
+    """A lever's recipe overrides; "inputsN" offloads the inputs of N decoder layers only."""
+    if lever.startswith("inputs") and lever[len("inputs"):].isdigit():
+        return {"training": {"activation_offloading": True, "offload_scope": "layer_inputs",
+                             "offloaded_layers": int(lever[len("inputs"):])}}
+    return LEVERS[lever]
 
 
 RECIPE_WIDE = ("nodropout",)  # levers that change the recipe itself: the baseline gets them too
@@ -382,7 +392,7 @@ def main() -> None:
         overrides["cpu"] = {"max_steps": steps_needed, "max_length": args.max_length or 128,
                             "per_device_train_batch_size": args.batch or 2, "gradient_accumulation_steps": 1}
         for lever in variant.split("+")[1:]:
-            for section, values in LEVERS[lever].items():
+            for section, values in lever_overrides(lever).items():
                 overrides.setdefault(section, {}).update(values)
         recipe = load_recipe(recipe_size, overrides)
         return TrainingJob(recipe, work / "model", data, work / folder, device=args.device)

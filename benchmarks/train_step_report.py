@@ -66,7 +66,9 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 offloading=t.get("activation_offloading", False),
                                                 fused_norms=t.get("fused_norm_activation", False),
                                                 checkpointing=t.get("gradient_checkpointing", True),
-                                                lora_dropout=lora_dropout_on(r, variant))
+                                                lora_dropout=lora_dropout_on(r, variant),
+                                                offloaded_layers=t.get("offloaded_layers")
+                                                if t.get("offload_scope") == "layer_inputs" else None)
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

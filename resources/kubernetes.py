@@ -234,7 +234,9 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         offloading=lever("activation_offloading"),
                                         fused_norms=lever("fused_norm_activation"),
                                         checkpointing=bool(training.get("gradient_checkpointing", True)),
-                                        lora_dropout=float(lora.get("lora_dropout", 0.05)) > 0)
+                                        lora_dropout=float(lora.get("lora_dropout", 0.05)) > 0,
+                                        offloaded_layers=training.get("offloaded_layers")
+                                        if training.get("offload_scope") == "layer_inputs" else None)
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

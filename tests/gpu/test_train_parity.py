@@ -63,6 +63,12 @@ LEVERS = {
     "varlen+offload+fused+fused_lora+fused_rope+compiled_layers": {
         "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
         "fused_lora": True, "fused_rope": True, "compiled_layers": True},
+    "varlen+offload_inputs+fused+fused_lora+fused_rope+compiled_layers": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "offload_scope": "layer_inputs",
+        "fused_norm_activation": True, "fused_lora": True, "fused_rope": True, "compiled_layers": True},
+    "varlen+offload_inputs+fused+fused_lora+fused_rope": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "offload_scope": "layer_inputs",
+        "fused_norm_activation": True, "fused_lora": True, "fused_rope": True},
     "varlen+fused+fused_lora+fused_rope+compiled_layers": {
         "attn_implementation": "packed_varlen", "activation_offloading": False, "fused_norm_activation": True,
         "fused_lora": True, "fused_rope": True, "compiled_layers": True},
@@ -76,8 +82,10 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
     check_parity(tmp_path, gemma_tokenizer_dir, "cuda", LEVERS[lever])
 
 
+# not with compiled_layers: its checkpointed recompute on CUDA does not redraw the forward's masks
+# (gradient cosine 0.85 here, 2026-11-27), so recipes refuse it together with LoRA dropout
 @pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora",
-                                   "varlen+fused+fused_lora+fused_rope+compiled_layers"])
+                                   "varlen+offload_inputs+fused+fused_lora+fused_rope"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""
@@ -101,6 +109,8 @@ def check_parity(tmp_path, gemma_tokenizer_dir, device: str, levers: dict, dropo
     prepared = prepare_training(TrainingJob(recipe, model_dir, data, tmp_path / "out", device=device),
                                 lambda m: None, print)
     project = prepared.trainer.model
+    # as trainer.train() does first: the checkpointed recompute (and what offloading then sees) is under test too
+    project.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, param in _lora_state(project).items():

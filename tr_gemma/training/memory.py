@@ -6,7 +6,9 @@ max_length tokens per micro-step:
   base weights   NF4 linear weights x 0.5 x 1.03 (double-quantised scales) + embeddings x 2 (bf16)
   LoRA           r x (d_in + d_out) per adapted linear x 8 (bf16 weight + grad + 8-bit Adam state + fp32 copy slack)
   activations    T x hidden x 2 per layer (checkpointed layer inputs), only 2 layers' worth with
-                 activation offloading (the rest wait in host memory; measured: 1.5-2.4 layers stay)
+                 activation offloading (the rest wait in host memory; measured: 1.5-2.4 layers stay);
+                 offloading the inputs of N layers only (offload_scope layer_inputs, offloaded_layers
+                 N): the other layers' inputs stay, plus 2 of the N
                  + T x (6 x intermediate + 10 x hidden) x 2 (the one layer recomputed in backward)
                  - T x hidden x 28 with the fused RMSNorm/GeGLU kernels (eager RMSNorm keeps fp32
                    copies for its backward; measured 0.27-1.05 GiB less at 1B-27B, 2 x 4096)
@@ -65,14 +67,16 @@ class MemoryEstimate:
 def estimate_training_memory(config: dict, batch_size: int, max_length: int, lora_r: int, n_targets: int = 7,
                              loss: str = "fused", attention: str = "sdpa", offloading: bool = False,
                              fused_norms: bool = False, checkpointing: bool = True,
-                             lora_dropout: bool = True) -> MemoryEstimate:
+                             lora_dropout: bool = True, offloaded_layers: int | None = None) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
     `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
     `attention`: the recipe's `training.attn_implementation`; `offloading`: whether checkpointed
     activations go to host memory (the recipe's `training.activation_offloading`, off under FSDP);
     `fused_norms`: the recipe's `training.fused_norm_activation` (off under FSDP); `checkpointing`:
-    the recipe's `training.gradient_checkpointing`; `lora_dropout`: whether `lora.lora_dropout` > 0."""
+    the recipe's `training.gradient_checkpointing`; `lora_dropout`: whether `lora.lora_dropout` > 0;
+    `offloaded_layers`: with offloading, how many layers' inputs it moves (None: all;
+    `Training.offloaded_layer_count`)."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -87,7 +91,9 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     embedding_params = vocab * hidden
     tokens = batch_size * max_length
     if checkpointing:
-        activations = (tokens * hidden * 2 * (min(layers, OFFLOADED_LAYERS_KEPT) if offloading else layers)
+        moved = min(layers, layers if offloaded_layers is None else offloaded_layers) if offloading else 0
+        kept = layers - moved + min(moved, OFFLOADED_LAYERS_KEPT)
+        activations = (tokens * hidden * 2 * kept
                        + tokens * (6 * inter + 10 * hidden) * 2
                        - (tokens * hidden * FUSED_NORM_SAVING if fused_norms else 0)
                        - (0 if lora_dropout else tokens * (5 * hidden + q_out + inter) * DROPOUT_BYTES))
@@ -107,7 +113,9 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
 
 def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, lora_r: int,
                             attention: str = "sdpa", offloading: bool = False, fused_norms: bool = False,
-                            checkpointing: bool = True, lora_dropout: bool = True) -> MemoryEstimate:
+                            checkpointing: bool = True, lora_dropout: bool = True,
+                            offloaded_layers: int | None = None) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,
-                                    fused_norms=fused_norms, checkpointing=checkpointing, lora_dropout=lora_dropout)
+                                    fused_norms=fused_norms, checkpointing=checkpointing, lora_dropout=lora_dropout,
+                                    offloaded_layers=offloaded_layers)

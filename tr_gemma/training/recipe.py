@@ -72,10 +72,20 @@ class Training(_Strict):
     attn_implementation: Literal["sdpa", "packed_varlen", "flex_attention", "eager"] = "sdpa"
     use_liger_kernel: bool = False  # Liger's RMSNorm, RoPE and GeGLU kernels (the loss stays trl's fused LM head)
     activation_offloading: bool = False  # checkpointed activations kept in host memory until backward
+    # what offloading moves: every saved tensor (trl's context as it ships) or only decoder-layer
+    # inputs, of `offloaded_layers` layers spread over the depth (None: all)
+    offload_scope: Literal["all_saved_tensors", "layer_inputs"] = "all_saved_tensors"
+    offloaded_layers: int | None = Field(None, ge=0)
     fused_norm_activation: bool = False  # RMSNorm and GeGLU as torch.compile-generated fused kernels
     fused_lora: bool = False  # NF4 matmul + LoRA as one autograd function (no clone, scaling and add kernels)
     fused_rope: bool = False  # q/k RMSNorm + rotary embedding as one torch.compile-generated kernel
     compiled_layers: bool = False  # each decoder layer one torch.compile graph (needs fused_lora on 4-bit)
+
+    @property
+    def offloaded_layer_count(self) -> int | None:
+        """How many decoder layers' inputs offloading moves (None: all of them; trl's scope
+        moves every saved tensor, so a count only applies to `layer_inputs`)."""
+        return self.offloaded_layers if self.offload_scope == "layer_inputs" else None
 
     @field_validator("fp16")
     @classmethod
@@ -99,6 +109,16 @@ class Recipe(_Strict):
     lora: Lora = Lora()
     training: Training = Training()
     cpu: CpuBudget = CpuBudget()
+
+    @model_validator(mode="after")
+    def _compiled_layers_replay_no_dropout(self) -> "Recipe":
+        t = self.training
+        if t.compiled_layers and t.gradient_checkpointing and self.lora.lora_dropout > 0:
+            raise ValueError(
+                "training.compiled_layers with gradient checkpointing does not redraw the LoRA dropout masks "
+                "in the recompute (the gradients would be wrong); set lora.lora_dropout: 0.0 or "
+                "training.compiled_layers: false")
+        return self
 
     @model_validator(mode="after")
     def _fits_context(self) -> "Recipe":

@@ -25,6 +25,7 @@ from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
 from tr_gemma.training.fused_lora import fuse_lora
 from tr_gemma.training.fused_rope import fuse_qk_norm_rope
+from tr_gemma.training.layer_input_offload import offload_layer_inputs
 from tr_gemma.training.recipe import Recipe
 
 
@@ -356,6 +357,8 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
             log(apply(trainer.model))
         elif device == "cuda" and getattr(recipe.training, name):
             log(f"training.{name} is off under FSDP ({why_not_sharded}).")
+    if trainer.args.activation_offloading and recipe.training.offload_scope == "layer_inputs":
+        log(offload_layer_inputs(trainer, recipe.training.offloaded_layers))
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
 
 

@@ -1,0 +1,84 @@
+"""Activation offloading of the decoder-layer inputs only (`offload_scope: layer_inputs`).
+
+With gradient checkpointing, what backward needs of a decoder layer is its input (tokens x hidden,
+bf16); everything inside is recomputed. trl's offloading context moves every saved tensor of at
+least 1 KiB that is not a parameter to pinned host memory and back, and the outer saved-tensor
+hook it installs also sees each layer's NF4 quantization state (absmax, codebooks), the shared
+rotary tables and position ids: about 30 tensors per layer and micro-step, each with its own pinned
+buffer, stream event and copy, most of them model state that stays on the GPU anyway, so moving
+them frees nothing. Measured on an H100 (4B, 2 x 4096): 15,271 tokens/s without offloading,
+10,088 with trl's.
+
+Here only the decoder-layer inputs go (through trl's own pack/unpack: streams, pinned buffers);
+everything else stays where it is. `count` narrows it to the inputs of that many layers, spread
+evenly from layer 0: each layer kept costs its input in GPU memory and saves its round trip.
+"""
+
+from __future__ import annotations
+
+
+def offloaded_layer_indices(layers: int, count: int) -> frozenset[int]:
+    """`count` of the `layers` decoder layers, spread evenly from layer 0 (whose input backward
+    needs last, leaving its copy back the most time)."""
+    if not 0 <= count <= layers:
+        raise ValueError(f"cannot offload {count} of {layers} decoder layers")
+    return frozenset(j * layers // count for j in range(count))
+
+
+def is_layer_input(tensor, hidden_size: int) -> bool:
+    """A decoder layer's input: (batch, tokens, hidden). LoRA A matrices (r, hidden) and the
+    rotary tables (batch, tokens, head_dim) are not."""
+    return tensor.dim() == 3 and tensor.shape[-1] == hidden_size
+
+
+def layer_input_offload_context(model, hidden_size: int, layers: int, count: int | None = None):
+    """trl's offloading context for `model`, moving only the inputs of `count` decoder layers
+    (all of them when None).
+
+    Layer inputs are counted in the order the forward saves them, which is layer order, from the
+    start of each forward; anything saved after the last layer (the final norm's input, which
+    backward needs first) stays on the GPU.
+    """
+    from trl.models.activation_offloading import OffloadActivations
+
+    context = OffloadActivations(use_pin_memory=True, use_streams=True)
+    context.update_model_params(model)
+    chosen = offloaded_layer_indices(layers, layers if count is None else count)
+    offload = context.pack_hook
+    seen = 0
+
+    def keep(tensor):
+        # trl's bookkeeping for a tensor it leaves on the GPU, including a new forward's reset
+        if context.is_first_forward_call:
+            if context.tracker:
+                raise ValueError("Backward pass should have cleared tracker of all tensors")
+            context.is_first_forward_call = False
+            context.is_first_backward_call = True
+            context.storage_to_tensor_id = {}
+            context._storage_key_by_tensor_id = {}
+        context.tensor_id += 1
+        context.tracker[context.tensor_id] = (tensor, False, None, None, None)
+        return context.tensor_id
+
+    def pack(tensor):
+        nonlocal seen
+        if context.is_first_forward_call:
+            seen = 0
+        if not is_layer_input(tensor, hidden_size):
+            return keep(tensor)
+        seen += 1
+        return offload(tensor) if seen - 1 in chosen else keep(tensor)
+
+    context.pack_hook = pack  # read by saved_tensors_hooks.__enter__
+    return context
+
+
+def offload_layer_inputs(trainer, count: int | None) -> str:
+    """Replace the trainer's offloading context with one that moves layer inputs only."""
+    text = trainer.model.config.get_text_config()
+    layers = text.num_hidden_layers
+    trainer.maybe_activation_offload_context = layer_input_offload_context(
+        trainer.model, text.hidden_size, layers, count)
+    moved = layers if count is None else min(count, layers)
+    return (f"Activation offloading: the inputs of {moved} of {layers} decoder layers go to host memory; "
+            "every other saved tensor stays on the GPU.")

@@ -83,9 +83,7 @@ class Training(_Strict):
 
     @property
     def offloaded_layer_count(self) -> int | None:
-        """How many decoder layers' inputs offloading moves (None: all of them; trl's scope
-        moves every saved tensor, so a count only applies to `layer_inputs`)."""
-        return self.offloaded_layers if self.offload_scope == "layer_inputs" else None
+        return offloaded_layer_count(self.model_dump())
 
     @field_validator("fp16")
     @classmethod
@@ -93,6 +91,12 @@ class Training(_Strict):
         if value:
             raise ValueError("fp16 training is refused: Gemma 3 overflows in fp16 (NaN loss); use bf16")
         return value
+
+
+def offloaded_layer_count(training: dict) -> int | None:
+    """How many decoder layers' inputs offloading moves, from a recipe's `training` section (None:
+    all of them; trl's scope moves every saved tensor, so a count only applies to `layer_inputs`)."""
+    return training.get("offloaded_layers") if training.get("offload_scope") == "layer_inputs" else None
 
 
 class CpuBudget(_Strict):

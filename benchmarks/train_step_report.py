@@ -53,7 +53,6 @@ def lora_dropout_on(result: dict, variant: str) -> bool:
 def planner_points(runs: list[dict]) -> list[dict]:
     """Every clean peak of the project's trainer with the planner's estimate for its shape and recipe."""
     from tr_gemma.training.memory import estimate_training_memory
-    from tr_gemma.training.recipe import offloaded_layer_count
 
     points = []
     for run in runs:
@@ -68,7 +67,7 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 fused_norms=t.get("fused_norm_activation", False),
                                                 checkpointing=t.get("gradient_checkpointing", True),
                                                 lora_dropout=lora_dropout_on(r, variant),
-                                                offloaded_layers=offloaded_layer_count(t))
+                                                offloaded_layers=t.get("offloaded_layers"))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

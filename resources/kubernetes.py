@@ -218,7 +218,6 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
     "cuda" and then hold the bf16 weights, and otherwise run as a CPU pod.
     """
     from tr_gemma.training.memory import estimate_training_memory
-    from tr_gemma.training.recipe import offloaded_layer_count
 
     config = text_config or GEMMA3_TEXT_CONFIGS.get(size)
     if config is None:
@@ -236,7 +235,7 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         fused_norms=lever("fused_norm_activation"),
                                         checkpointing=bool(training.get("gradient_checkpointing", True)),
                                         lora_dropout=float(lora.get("lora_dropout", 0.05)) > 0,
-                                        offloaded_layers=offloaded_layer_count(training))
+                                        offloaded_layers=training.get("offloaded_layers"))
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

@@ -47,6 +47,8 @@ def test_overrides_replace_only_the_named_values():
         ({"training": {"compiled_layers": True}}, "training.compiled_layers with gradient checkpointing"),
         ({"training": {"offload_scope": "everything"}}, "training.offload_scope"),
         ({"training": {"offloaded_layers": -1}}, "training.offloaded_layers"),
+        # a layer count means nothing to trl's scope, which moves every saved tensor
+        ({"training": {"offloaded_layers": 8}}, "training.offloaded_layers counts decoder-layer inputs"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(overrides, field):

@@ -8,6 +8,8 @@ launches fused kernels. The NF4 + LoRA projections enter the graph as opaque ops
 (`fused_lora.graph_ops`), attention as PyTorch's varlen op with the packed-row boundaries found
 once per forward outside it (`varlen_attention.attach`), and the fused norm/rope/GeGLU functions
 inline into it. Gradient checkpointing still wraps each layer: the recompute replays the graph.
+On CUDA that replay does not redraw the forward's LoRA dropout masks (GPU parity test, 2026-11-27;
+the CPU replays them), so recipes refuse this lever while `lora_dropout` > 0.
 """
 
 from __future__ import annotations

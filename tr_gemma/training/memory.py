@@ -75,8 +75,8 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     activations go to host memory (the recipe's `training.activation_offloading`, off under FSDP);
     `fused_norms`: the recipe's `training.fused_norm_activation` (off under FSDP); `checkpointing`:
     the recipe's `training.gradient_checkpointing`; `lora_dropout`: whether `lora.lora_dropout` > 0;
-    `offloaded_layers`: with offloading, how many layers' inputs it moves (None: all;
-    `Training.offloaded_layer_count`)."""
+    `offloaded_layers`: with offloading, how many layers' inputs it moves (None: all; the recipe's
+    `training.offloaded_layers`, which only the `layer_inputs` scope accepts)."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)

@@ -81,9 +81,12 @@ class Training(_Strict):
     fused_rope: bool = False  # q/k RMSNorm + rotary embedding as one torch.compile-generated kernel
     compiled_layers: bool = False  # each decoder layer one torch.compile graph (needs fused_lora on 4-bit)
 
-    @property
-    def offloaded_layer_count(self) -> int | None:
-        return offloaded_layer_count(self.model_dump())
+    @model_validator(mode="after")
+    def _layer_count_needs_layer_scope(self) -> "Training":
+        if self.offloaded_layers is not None and self.offload_scope != "layer_inputs":
+            raise ValueError("training.offloaded_layers counts decoder-layer inputs; it needs "
+                             "training.offload_scope: layer_inputs (trl's scope moves every saved tensor)")
+        return self
 
     @field_validator("fp16")
     @classmethod
@@ -91,12 +94,6 @@ class Training(_Strict):
         if value:
             raise ValueError("fp16 training is refused: Gemma 3 overflows in fp16 (NaN loss); use bf16")
         return value
-
-
-def offloaded_layer_count(training: dict) -> int | None:
-    """How many decoder layers' inputs offloading moves, from a recipe's `training` section (None:
-    all of them; trl's scope moves every saved tensor, so a count only applies to `layer_inputs`)."""
-    return training.get("offloaded_layers") if training.get("offload_scope") == "layer_inputs" else None
 
 
 class CpuBudget(_Strict):

@@ -42,7 +42,8 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "lora": {"training": {"fused_lora": True}},
     "rope": {"training": {"fused_rope": True}},
     "norope": {"training": {"fused_rope": False}},
-    "compiled": {"training": {"compiled_layers": True}},  # refused with LoRA dropout: add +nodropout
+    "compiled": {"training": {"compiled_layers": True}},
+    "nocompiled": {"training": {"compiled_layers": False}},
     "nooffload": {"training": {"activation_offloading": False}},
     "inputs": {"training": {"activation_offloading": True, "offload_scope": "layer_inputs"}},  # layer inputs only
     "alltensors": {"training": {"offload_scope": "all_saved_tensors"}},  # trl's offloading as it ships

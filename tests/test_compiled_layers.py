@@ -33,14 +33,19 @@ def _with_dropout(model, p: float):
 
 
 def test_compiled_layers_train_like_the_eager_fused_path_with_one_graph_per_layer_kind(tmp_path):
-    """LoRA dropout on: the compiled recompute must draw the masks the forward drew, and the eager
-    path draws them in the same order, so the gradients agree."""
+    """LoRA dropout on and checkpointing on: the compiled layer traces transformers' checkpoint wrapper,
+    so its backward graph reruns the NF4 + LoRA op, which must draw the masks the forward drew; the
+    eager path draws them in the same order, so the gradients agree."""
     from torch._dynamo.utils import counters
 
     _four_layer_checkpoint(tmp_path)
+    without_dropout = qlora_model(tmp_path)
+    fuse_lora(without_dropout)
     eager = _with_dropout(qlora_model(tmp_path), 0.1)
     fuse_lora(eager)
     expected = loss_and_grads(eager)
+    # the masks are really drawn (a model left in eval mode would draw none and pass vacuously)
+    assert eager.training and expected[0] != pytest.approx(loss_and_grads(without_dropout)[0], rel=1e-4)
 
     compiled = _with_dropout(qlora_model(tmp_path), 0.1)
     fuse_lora(compiled), fuse_norms_and_activations(compiled), fuse_qk_norm_rope(compiled)

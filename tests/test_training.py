@@ -43,8 +43,6 @@ def test_overrides_replace_only_the_named_values():
         ({"training": {"max_length": 40_000}}, "exceeds the 1b context length 32768"),
         ({"training": {"lerning_rate": 1e-4}}, "training.lerning_rate"),
         ({"lora": {"target_modules": ["q_proj", "vision_proj"]}}, "lora.target_modules"),
-        # its checkpointed recompute on CUDA does not redraw the forward's LoRA dropout masks
-        ({"training": {"compiled_layers": True}}, "training.compiled_layers with gradient checkpointing"),
         ({"training": {"offload_scope": "everything"}}, "training.offload_scope"),
         ({"training": {"offloaded_layers": -1}}, "training.offloaded_layers"),
         # a layer count means nothing to trl's scope, which moves every saved tensor
@@ -57,9 +55,10 @@ def test_bad_values_are_rejected_naming_the_field(overrides, field):
     assert field in str(error.value)
 
 
-def test_compiled_layers_are_accepted_without_lora_dropout_or_without_checkpointing():
-    assert load_recipe("1b", {"training": {"compiled_layers": True}, "lora": {"lora_dropout": 0.0}}).training.compiled_layers
-    assert load_recipe("1b", {"training": {"compiled_layers": True, "gradient_checkpointing": False}}).training.compiled_layers
+def test_compiled_layers_are_accepted_with_lora_dropout_and_checkpointing():
+    """Refused for one stop while the compiled recompute drew fresh dropout masks; the seeded op fixed that."""
+    recipe = load_recipe("1b", {"training": {"compiled_layers": True}})
+    assert recipe.training.compiled_layers and recipe.training.gradient_checkpointing and recipe.lora.lora_dropout > 0
 
 
 def test_cpu_budget_replaces_steps_and_length():

@@ -19,7 +19,7 @@ def save_tiny_checkpoint(folder):
 
 
 def qlora_model(folder):
-    """NF4 double-quant + LoRA r=8 on the 7 projections, B non-zero, gradient checkpointing (CPU)."""
+    """NF4 double-quant + LoRA r=8 on the 7 projections, B non-zero, in train mode with gradient checkpointing (CPU)."""
     from peft import LoraConfig, get_peft_model
     from transformers import BitsAndBytesConfig, Gemma3ForCausalLM
 
@@ -38,7 +38,8 @@ def qlora_model(folder):
                 param.data = (torch.randn(param.shape, generator=generator) * 0.05).to(torch.bfloat16)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
-    return model
+    # from_pretrained returns eval mode, where transformers skips checkpointing and dropout is off
+    return model.train()
 
 
 def loss_and_grads(model):

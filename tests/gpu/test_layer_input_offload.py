@@ -64,8 +64,7 @@ def _run(model_dir, chat_parquet, out, scope: str, layers: int | None) -> tuple[
         "max_steps": STEPS, "max_length": 1024, "per_device_train_batch_size": 2,
         "gradient_accumulation_steps": 2, "seed": 5, "attn_implementation": "packed_varlen",
         "activation_offloading": True, "offload_scope": scope, "offloaded_layers": layers,
-        "fused_norm_activation": True, "fused_lora": True, "fused_rope": True, "compiled_layers": True},
-        "lora": {"lora_dropout": 0.0}})  # compiled layers are refused with dropout (see the recipe)
+        "fused_norm_activation": True, "fused_lora": True, "fused_rope": True, "compiled_layers": True}})
     prepared = prepare_training(TrainingJob(recipe, model_dir, chat_parquet, out, device="cuda"),
                                 lambda m: None, print, extra_callbacks=[AllocatedAfterStep()])
     context = prepared.trainer.maybe_activation_offload_context

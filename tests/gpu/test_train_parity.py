@@ -82,10 +82,12 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
     check_parity(tmp_path, gemma_tokenizer_dir, "cuda", LEVERS[lever])
 
 
-# not with compiled_layers: its checkpointed recompute on CUDA does not redraw the forward's masks
-# (gradient cosine 0.85 here, 2026-11-27), so recipes refuse it together with LoRA dropout
+# compiled_layers included: its backward graph reruns the NF4 + LoRA op for the recompute, and drew
+# fresh masks there until the op was tagged as seeded (gradient cosine 0.85 here, 2026-11-27)
 @pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora",
-                                   "varlen+offload_inputs+fused+fused_lora+fused_rope"])
+                                   "varlen+offload_inputs+fused+fused_lora+fused_rope",
+                                   "varlen+offload_inputs+fused+fused_lora+fused_rope+compiled_layers",
+                                   "varlen+fused+fused_lora+fused_rope+compiled_layers"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""

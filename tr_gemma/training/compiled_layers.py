@@ -7,13 +7,13 @@ whole, a layer's forward (and, through AOTAutograd, its backward) is one generat
 launches fused kernels. The NF4 + LoRA projections enter the graph as opaque ops
 (`fused_lora.graph_ops`), attention as PyTorch's varlen op with the packed-row boundaries found
 once per forward outside it (`varlen_attention.attach`), and the fused norm/rope/GeGLU functions
-inline into it. Gradient checkpointing still wraps each layer: the recompute replays the graph.
-On CUDA that replay does not redraw the forward's LoRA dropout masks (GPU parity test, 2026-11-27;
-the CPU replays them), so recipes refuse this lever while `lora_dropout` > 0.
+inline into it. Gradient checkpointing still wraps each layer, eagerly: the recompute replays the
+graph under the RNG state of the forward, so LoRA dropout draws the same masks.
 """
 
 from __future__ import annotations
 
+import functools
 import types
 
 from tr_gemma.training.fused_elementwise import compiled_kernel
@@ -22,10 +22,23 @@ from tr_gemma.training.fused_elementwise import compiled_kernel
 def _compiled_forward(self, hidden_states, *args, **kwargs):
     """Gemma3DecoderLayer.forward compiled once per process with the layer as an argument: every layer
     of a kind (sliding or global attention) reuses one graph, its parameters being graph inputs;
-    `dynamic=True` because packed rows vary in length and in document count."""
+    `dynamic=True` because packed rows vary in length and in document count.
+
+    transformers' checkpoint wrapper stays outside the graph. Traced into it, the checkpoint became
+    part of the graph and its backward reran the NF4 + LoRA op for the recompute, drawing fresh
+    dropout masks (gradient cosine 0.85 on the GPU); AOTAutograd's RNG bookkeeping for that rerun
+    made a 1B layer 5x slower at 8,192 tokens. Outside, the eager checkpoint restores the RNG state and
+    reruns the compiled forward, as it reruns an eager one."""
+    checkpointing = type(self).forward  # transformers' wrapper around the class's own forward
     if kwargs.get("past_key_values") is not None:  # generation with a KV cache: transformers' own path
-        return type(self).forward(self, hidden_states, *args, **kwargs)
-    return compiled_kernel(type(self).forward)(self, hidden_states, *args, **kwargs)
+        return checkpointing(self, hidden_states, *args, **kwargs)
+    layer_forward = compiled_kernel(checkpointing.__wrapped__)
+    if self.gradient_checkpointing and self.training:
+        if "use_cache" in kwargs:  # as transformers' wrapper: no cache under checkpointing
+            kwargs["use_cache"] = False
+        return self._gradient_checkpointing_func(functools.partial(layer_forward, self, **kwargs),
+                                                 hidden_states, *args)
+    return layer_forward(self, hidden_states, *args, **kwargs)
 
 
 def compile_decoder_layers(model) -> int:

@@ -171,9 +171,13 @@ def graph_ops():
     quant = "Tensor packed, Tensor absmax, Tensor code, Tensor? absmax2, Tensor? code2, Tensor? offset, " \
             "int blocksize, int blocksize2, str quant_type"
 
-    @torch.library.custom_op("tr_gemma::nf4_lora", mutates_args=(), schema=(
+    # Tagged as drawing random numbers (its dropout masks), so the compiler never reruns it in a
+    # backward graph to save memory, where it would draw other masks. "seeded" is in the name because
+    # compile caches key graphs on op names, not tags: a graph cached for the untagged op of stop 19,
+    # whose checkpointed recompute drew fresh masks (2026-11-27), must not be reused.
+    @torch.library.custom_op("tr_gemma::seeded_nf4_lora", mutates_args=(), schema=(
         f"(Tensor x, {quant}, int out_features, Tensor lora_a, Tensor lora_b, float scaling, float dropout_p)"
-        " -> (Tensor, Tensor, Tensor, Tensor)"))
+        " -> (Tensor, Tensor, Tensor, Tensor)"), tags=(torch.Tag.nondeterministic_seeded,))
     def nf4_lora(x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, out_features,
                  lora_a, lora_b, scaling, dropout_p):
         """(output, LoRA down-projection, dropped input, dropout mask); the last two empty without dropout."""
@@ -261,7 +265,7 @@ def _fused_forward(self, x, *args, **kwargs):
     weight, lora_a, lora_b = base.weight, self.lora_A[name].weight, self.lora_B[name].weight
     scaling = float(self.scaling[name])
     if torch.compiler.is_compiling():  # in a compiled decoder layer: the same function as an op (graph_ops)
-        out = torch.ops.tr_gemma.nf4_lora(x.to(compute), weight, *_quant_parts(weight.quant_state),
+        out = torch.ops.tr_gemma.seeded_nf4_lora(x.to(compute), weight, *_quant_parts(weight.quant_state),
                                           weight.quant_state.shape[0], lora_a, lora_b, scaling, p)[0]
     else:
         out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p)

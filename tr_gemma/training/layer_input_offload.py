@@ -3,12 +3,13 @@
 With gradient checkpointing, what backward needs of a decoder layer is its input (tokens x hidden,
 bf16); everything inside is recomputed. trl's offloading context moves every saved tensor of at
 least 1 KiB that is not a parameter to pinned host memory and back, and the outer saved-tensor
-hook it installs also sees each layer's NF4 quantization state (absmax, codebooks), the shared
-rotary tables and position ids: 86 copies per micro-step against 6 layer inputs on the GPU test's
-six-layer model, each with its own pinned buffer, stream event and copy, and most of them model
-state that stays on the GPU anyway, so moving them frees nothing. Measured on an H100 (4B,
-2 x 4096, compiled layers, one run): 11,512 tokens/s with trl's context, 12,975 with this one,
-13,902 without offloading.
+hook it installs also sees tensors other than the layer inputs, model state among them that stays
+on the GPU anyway, so moving it frees nothing. How many: 86 copies per micro-step against 6 layer
+inputs on the GPU test's six-layer model while compiled layers traced the checkpoint into their
+graph (its saved tensors included every layer's NF4 state and the rotary tables; there this scope
+gave +12.7% at 4B), 14 against 6 with the checkpoint outside the graph, where it gives
+nothing (-7% and -9% at 4B on an H100, two runs; docs/benchmarks.md). Kept as a lever, off in
+every recipe.
 
 Here only the decoder-layer inputs go (through trl's own pack/unpack: streams, pinned buffers);
 everything else stays where it is. `count` narrows it to the inputs of that many layers, spread

@@ -112,16 +112,6 @@ class Recipe(_Strict):
     cpu: CpuBudget = CpuBudget()
 
     @model_validator(mode="after")
-    def _compiled_layers_replay_no_dropout(self) -> "Recipe":
-        t = self.training
-        if t.compiled_layers and t.gradient_checkpointing and self.lora.lora_dropout > 0:
-            raise ValueError(
-                "training.compiled_layers with gradient checkpointing does not redraw the LoRA dropout masks "
-                "in the recompute (the gradients would be wrong); set lora.lora_dropout: 0.0 or "
-                "training.compiled_layers: false")
-        return self
-
-    @model_validator(mode="after")
     def _fits_context(self) -> "Recipe":
         if self.training.max_length > self.context_length:
             raise ValueError(

@@ -33,9 +33,9 @@ def _with_dropout(model, p: float):
 
 
 def test_compiled_layers_train_like_the_eager_fused_path_with_one_graph_per_layer_kind(tmp_path):
-    """LoRA dropout on and checkpointing on: the compiled layer traces transformers' checkpoint wrapper,
-    so its backward graph reruns the NF4 + LoRA op, which must draw the masks the forward drew; the
-    eager path draws them in the same order, so the gradients agree."""
+    """LoRA dropout on and checkpointing on: the checkpoint's recompute reruns the compiled layer,
+    which must draw the masks the forward drew (with the checkpoint traced into the graph it drew
+    fresh ones); the eager path draws them in the same order, so the gradients agree."""
     from torch._dynamo.utils import counters
 
     _four_layer_checkpoint(tmp_path)

@@ -56,7 +56,8 @@ def test_bad_values_are_rejected_naming_the_field(overrides, field):
 
 
 def test_compiled_layers_are_accepted_with_lora_dropout_and_checkpointing():
-    """Refused for one stop while the compiled recompute drew fresh dropout masks; the seeded op fixed that."""
+    """Refused for one stop while the compiled recompute drew fresh dropout masks; the checkpoint outside
+    the compiled graph fixed that."""
     recipe = load_recipe("1b", {"training": {"compiled_layers": True}})
     assert recipe.training.compiled_layers and recipe.training.gradient_checkpointing and recipe.lora.lora_dropout > 0
 

@@ -82,8 +82,8 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
     check_parity(tmp_path, gemma_tokenizer_dir, "cuda", LEVERS[lever])
 
 
-# compiled_layers included: its backward graph reruns the NF4 + LoRA op for the recompute, and drew
-# fresh masks there until the op was tagged as seeded (gradient cosine 0.85 here, 2026-11-27)
+# compiled_layers included: while the checkpoint was traced into its graph, the recompute drew fresh
+# masks (gradient cosine 0.85 here, 2026-11-27); the eager checkpoint around it replays them
 @pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora",
                                    "varlen+offload_inputs+fused+fused_lora+fused_rope",
                                    "varlen+offload_inputs+fused+fused_lora+fused_rope+compiled_layers",

@@ -26,9 +26,10 @@ def _compiled_forward(self, hidden_states, *args, **kwargs):
 
     transformers' checkpoint wrapper stays outside the graph. Traced into it, the checkpoint became
     part of the graph and its backward reran the NF4 + LoRA op for the recompute, drawing fresh
-    dropout masks (gradient cosine 0.85 on the GPU); AOTAutograd's RNG bookkeeping for that rerun
-    made a 1B layer 5x slower at 8,192 tokens. Outside, the eager checkpoint restores the RNG state and
-    reruns the compiled forward, as it reruns an eager one."""
+    dropout masks (gradient cosine 0.85 on the GPU). AOTAutograd restores the RNG state around such
+    a rerun only for a tagged op and, on CUDA, only with a process-wide setting off (its default
+    graph-safe scheme drew masks unlike PEFT's). Outside, the eager checkpoint restores the RNG
+    state and reruns the compiled forward, as it reruns an eager one."""
     checkpointing = type(self).forward  # transformers' wrapper around the class's own forward
     if kwargs.get("past_key_values") is not None:  # generation with a KV cache: transformers' own path
         return checkpointing(self, hidden_states, *args, **kwargs)

@@ -4,7 +4,7 @@ tests/gpu/test_layer_input_offload.py)."""
 import pytest
 import torch
 
-from tr_gemma.training.layer_input_offload import is_layer_input, offloaded_layer_indices
+from tr_gemma.training.layer_input_offload import is_layer_input, offload_layer_inputs, offloaded_layer_indices
 
 
 def test_offloaded_layers_spread_evenly_from_layer_zero():
@@ -17,6 +17,21 @@ def test_offloaded_layers_spread_evenly_from_layer_zero():
 def test_more_offloaded_layers_than_the_model_has_is_refused():
     with pytest.raises(ValueError, match="cannot offload 35 of 34 decoder layers"):
         offloaded_layer_indices(34, 35)
+
+
+def test_the_trainer_refuses_more_offloaded_layers_than_the_model_has_naming_the_setting():
+    """The recipe cannot know the model's depth; the trainer checks it before building the context."""
+    import types
+
+    from transformers import Gemma3ForCausalLM
+
+    from tests.tiny_gemma import tiny_text_config
+
+    trainer = types.SimpleNamespace(model=Gemma3ForCausalLM(tiny_text_config()))
+    layers = trainer.model.config.num_hidden_layers
+    with pytest.raises(ValueError, match=f"training.offloaded_layers is {layers + 1}, but this model has {layers}"):
+        offload_layer_inputs(trainer, layers + 1)
+    assert not hasattr(trainer, "maybe_activation_offload_context")
 
 
 def test_only_hidden_states_count_as_layer_inputs():

@@ -79,8 +79,10 @@ def offload_layer_inputs(trainer, count: int | None) -> str:
     """Replace the trainer's offloading context with one that moves layer inputs only."""
     text = trainer.model.config.get_text_config()
     layers = text.num_hidden_layers
+    if count is not None and count > layers:  # the recipe cannot know the depth: checked here, by name
+        raise ValueError(f"training.offloaded_layers is {count}, but this model has {layers} decoder layers")
     trainer.maybe_activation_offload_context = layer_input_offload_context(
         trainer.model, text.hidden_size, layers, count)
-    moved = layers if count is None else min(count, layers)
+    moved = layers if count is None else count
     return (f"Activation offloading: the inputs of {moved} of {layers} decoder layers go to host memory; "
             "every other saved tensor stays on the GPU.")

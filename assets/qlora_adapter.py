@@ -81,7 +81,10 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
                                        fused_norms=unless_sharded(t.fused_norm_activation, gpu.shards_training),
                                        checkpointing=t.gradient_checkpointing,
                                        lora_dropout=recipe.lora.lora_dropout > 0,
-                                       offloaded_layers=t.offloaded_layers)
+                                       offloaded_layers=t.offloaded_layers,
+                                       compact_masks=unless_sharded(t.compact_dropout_masks, gpu.shards_training),
+                                       cuda_graphs=unless_sharded(t.cuda_graph_layers, gpu.shards_training),
+                                       fused_lora=unless_sharded(t.fused_lora, gpu.shards_training))
     with gpu.reserved(context):  # before the preflight: free memory is only meaningful once the GPU is ours
         device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
                                shardable_bytes=estimate.weights + estimate.lora)

@@ -44,6 +44,10 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "norope": {"training": {"fused_rope": False}},
     "compiled": {"training": {"compiled_layers": True}},
     "nocompiled": {"training": {"compiled_layers": False}},
+    "graphs": {"training": {"cuda_graph_layers": True}},
+    "compact": {"training": {"compact_dropout_masks": True}},
+    "nocompact": {"training": {"compact_dropout_masks": False}},
+    "nographs": {"training": {"cuda_graph_layers": False}},
     "nooffload": {"training": {"activation_offloading": False}},
     "inputs": {"training": {"activation_offloading": True, "offload_scope": "layer_inputs"}},  # layer inputs only
     "alltensors": {"training": {"offload_scope": "all_saved_tensors"}},  # trl's offloading as it ships
@@ -168,10 +172,20 @@ def summarize(times: list[float], tokens: list[int], warmup: int) -> dict:
 
 
 def peak_gib(device: str, held_before: float = 0.0) -> float:
-    """Peak allocated by this stack: the process peak less what was held before it started."""
-    import torch
+    """Peak allocated by this stack: the process peak less what was held before it started, with
+    what CUDA graphs hold in their private pools (their replays use it uncounted)."""
+    from tr_gemma.training.graphed_layers import peak_allocated_bytes
 
-    return torch.cuda.max_memory_allocated() / 2**30 - held_before if device == "cuda" else float("nan")
+    if device != "cuda":
+        return float("nan")
+    return peak_allocated_bytes() / 2**30 - held_before
+
+
+def graph_pool_gib() -> dict:
+    """What CUDA graphs hold in their pool, and the allocator's peak up to their capture."""
+    from tr_gemma.training import graphed_layers
+
+    return {"pool": graphed_layers.graph_pool_bytes() / 2**30, "capture_peak": graphed_layers._capture_peak / 2**30}
 
 
 def allocated_gib(device: str) -> float:
@@ -187,10 +201,13 @@ def allocated_gib(device: str) -> float:
 def reset_peak(device: str) -> None:
     import torch
 
+    from tr_gemma.training.graphed_layers import forget_capture_peak
+
     gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        forget_capture_peak()
 
 
 def dense_rows(batch: dict, rows: int, length: int, pad_id: int) -> tuple:
@@ -300,7 +317,10 @@ def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0
         trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     result = {**summarize(timer.times, timer.tokens, warmup), "peak_memory_allocated_gib": peak_gib(device, held_before),
-              "held_before_gib": held_before, "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump(),
+              "graph_pool_gib": graph_pool_gib(), "held_before_gib": held_before,
+              # what the fused LoRA keeps of its dropout for backward (the memory planner's input)
+              "lora_dropout_kept": ("bitmask" if recipe.training.compact_dropout_masks else "mask")
+              if recipe.training.fused_lora else "copy", "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump(),
               "recipe_lora": recipe.lora.model_dump()}
     if profiler_table:
         result["profile"] = profiler_table

@@ -67,7 +67,10 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 fused_norms=t.get("fused_norm_activation", False),
                                                 checkpointing=t.get("gradient_checkpointing", True),
                                                 lora_dropout=lora_dropout_on(r, variant),
-                                                offloaded_layers=t.get("offloaded_layers"))
+                                                offloaded_layers=t.get("offloaded_layers"),
+                                                compact_masks=t.get("compact_dropout_masks", False),
+                                                cuda_graphs=t.get("cuda_graph_layers", False),
+                                                dropout_kept=r.get("lora_dropout_kept", "copy"))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

@@ -235,7 +235,10 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         fused_norms=lever("fused_norm_activation"),
                                         checkpointing=bool(training.get("gradient_checkpointing", True)),
                                         lora_dropout=float(lora.get("lora_dropout", 0.05)) > 0,
-                                        offloaded_layers=training.get("offloaded_layers"))
+                                        offloaded_layers=training.get("offloaded_layers"),
+                                        compact_masks=lever("compact_dropout_masks"),
+                                        cuda_graphs=lever("cuda_graph_layers"),
+                                        dropout_kept=None if lever("fused_lora") else "copy")
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

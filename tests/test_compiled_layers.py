@@ -72,8 +72,8 @@ def test_compiled_layers_refuse_peft_4bit_forward(tmp_path):
         compile_decoder_layers(qlora_model(tmp_path))
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_nf4_lora_op_passes_pytorch_custom_op_checks(tmp_path, dropout):
+@pytest.mark.parametrize("dropout,compact", [(0.0, False), (0.1, False), (0.1, True)])
+def test_nf4_lora_op_passes_pytorch_custom_op_checks(tmp_path, dropout, compact):
     from tr_gemma.training.fused_lora import _quant_parts
 
     model = fuse_lora_layer(tmp_path)
@@ -81,7 +81,8 @@ def test_nf4_lora_op_passes_pytorch_custom_op_checks(tmp_path, dropout):
     forward, _ = graph_ops()
     x = torch.randn(2, 5, weight.quant_state.shape[1], dtype=torch.bfloat16, requires_grad=True)
     lora_a, lora_b = model.lora_A["default"].weight, model.lora_B["default"].weight
-    args = (x, weight, *_quant_parts(weight.quant_state), weight.quant_state.shape[0], lora_a, lora_b, 2.0, dropout)
+    args = (x, weight, *_quant_parts(weight.quant_state), weight.quant_state.shape[0], lora_a, lora_b, 2.0, dropout,
+            compact)
     if dropout:  # random masks: the checks that run the op twice and compare values cannot apply
         torch.library.opcheck(forward, args,
                               test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))

@@ -83,3 +83,72 @@ def test_a_disabled_adapter_falls_back_to_the_base_model(tmp_path):
         bare = base(input_ids=ids).logits
     torch.testing.assert_close(without, bare)
     assert not torch.allclose(with_adapter, without)
+
+
+@pytest.mark.parametrize("dropout", [0.05, 0.1, 0.3])
+def test_dropped_input_rebuilt_in_backward_is_bitwise_what_dropout_returned(dropout):
+    """The backward rebuilds the dropped input from the input and the mask instead of keeping it
+    (one input-sized tensor less per projection through the recompute); it must be exactly what
+    the forward's native_dropout returned, or the adapter gradients drift from PEFT's."""
+    from tr_gemma.training.fused_lora import _redropped
+
+    x = torch.randn(300, 64).to(torch.bfloat16)
+    torch.manual_seed(3)
+    dropped, mask = torch.native_dropout(x, dropout, True)
+    assert torch.equal(_redropped(x, mask, dropout), dropped)
+    assert _redropped(x, None, 0.0) is x
+
+
+def test_dropout_masks_are_kept_at_one_bit_per_element():
+    """Masks live from the forward to the backward of each projection: packed eight to a byte and
+    unpacked exactly; widths that are not a multiple of 8 stay as they are."""
+    from tr_gemma.training.fused_lora import _pack_mask, _unpack_mask
+
+    mask = torch.rand(37, 1152) > 0.05
+    packed = _pack_mask(mask)
+    assert packed.dtype == torch.uint8 and packed.shape == (37, 144)
+    assert torch.equal(_unpack_mask(packed, 1152), mask)
+    odd = torch.rand(5, 12) > 0.5
+    assert _pack_mask(odd) is odd and _unpack_mask(odd, 12) is odd
+    assert _pack_mask(None) is None
+
+
+def test_input_gradient_by_row_blocks_equals_one_block(monkeypatch):
+    """LoRA's masked share of the input gradient is added in row blocks (memory); the result must
+    not depend on the block size."""
+    from tr_gemma.training import fused_lora
+
+    weight = _nf4_weight()
+    lora_a = (torch.randn(8, 64) * 0.1).to(torch.bfloat16).requires_grad_()
+    lora_b = (torch.randn(48, 8) * 0.1).to(torch.bfloat16).requires_grad_()
+    x = torch.randn(3, 50, 64).to(torch.bfloat16).requires_grad_()
+    grad_out = torch.randn(3, 50, 48).to(torch.bfloat16)
+    grads = []
+    for rows in (10_000, 7):
+        monkeypatch.setattr(fused_lora, "ROWS_PER_BLOCK", rows)
+        torch.manual_seed(5)
+        fused_lora.lora_nf4(x, weight, weight.quant_state, lora_a, lora_b, 2.0, 0.2).backward(grad_out)
+        grads.append([t.grad.clone() for t in (x, lora_a, lora_b)])
+        for t in (x, lora_a, lora_b):
+            t.grad = None
+    for one, blocks in zip(*grads):
+        assert torch.equal(one, blocks)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_compact_masks_change_memory_not_results(compact):
+    """`compact_dropout_masks` keeps the masks packed; outputs and gradients stay the same."""
+    weight = _nf4_weight()
+    lora_a = (torch.randn(8, 64) * 0.1).to(torch.bfloat16).requires_grad_()
+    lora_b = (torch.randn(48, 8) * 0.1).to(torch.bfloat16).requires_grad_()
+    x = torch.randn(4, 64).to(torch.bfloat16).requires_grad_()
+    results = []
+    for packed in (False, compact):
+        torch.manual_seed(9)
+        out = lora_nf4(x, weight, weight.quant_state, lora_a, lora_b, 2.0, 0.25, packed)
+        out.sum().backward()
+        results.append([out.detach().clone()] + [t.grad.clone() for t in (x, lora_a, lora_b)])
+        for t in (x, lora_a, lora_b):
+            t.grad = None
+    for plain, other in zip(*results):
+        assert torch.equal(plain, other)

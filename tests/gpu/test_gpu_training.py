@@ -113,3 +113,14 @@ def test_fused_lora_dequantises_exactly_as_bitsandbytes_public_api(cuda, double_
     assert fused_lora._CUDA_DEQUANTIZERS  # the direct path ran, not the public fallback
     assert torch.equal(direct, public)
     assert (direct.float() - weight.float()).abs().mean() < 0.1  # and it is the weight, NF4-rounded
+
+
+@pytest.mark.parametrize("dropout", [0.05, 0.1, 0.3])
+def test_dropped_input_rebuilt_in_backward_is_bitwise_cuda_dropout(dropout):
+    """CUDA's fused dropout rounds x * scale once in float: the rebuilt dropped input must match it bit for bit."""
+    from tr_gemma.training.fused_lora import _redropped
+
+    x = torch.randn(4096, 1152, device="cuda").to(torch.bfloat16)
+    torch.manual_seed(3)
+    dropped, mask = torch.native_dropout(x, dropout, True)
+    assert torch.equal(_redropped(x, mask, dropout), dropped)

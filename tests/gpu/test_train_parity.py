@@ -72,6 +72,14 @@ LEVERS = {
     "varlen+fused+fused_lora+fused_rope+compiled_layers": {
         "attn_implementation": "packed_varlen", "activation_offloading": False, "fused_norm_activation": True,
         "fused_lora": True, "fused_rope": True, "compiled_layers": True},
+    "varlen+offload+fused+fused_lora+fused_rope+graphs": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "cuda_graph_layers": True},
+    "varlen+offload+fused+fused_lora+fused_rope+compiled_layers+graphs": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "compiled_layers": True, "cuda_graph_layers": True},
+    "varlen+graphs (PEFT's LoRA)": {"attn_implementation": "packed_varlen", "activation_offloading": False,
+                                    "fused_lora": False, "compiled_layers": False, "cuda_graph_layers": True},
 }
 
 
@@ -87,7 +95,9 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
 @pytest.mark.parametrize("lever", ["fused_lora", "varlen+offload+fused+fused_lora",
                                    "varlen+offload_inputs+fused+fused_lora+fused_rope",
                                    "varlen+offload_inputs+fused+fused_lora+fused_rope+compiled_layers",
-                                   "varlen+fused+fused_lora+fused_rope+compiled_layers"])
+                                   "varlen+fused+fused_lora+fused_rope+compiled_layers",
+                                   "varlen+offload+fused+fused_lora+fused_rope+graphs",
+                                   "varlen+offload+fused+fused_lora+fused_rope+compiled_layers+graphs"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""

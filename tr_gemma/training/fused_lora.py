@@ -106,21 +106,74 @@ def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: fl
     return out, dropped, down, a, b_scaled, mask
 
 
-def _backward_2d(g, dropped, down, a, b_scaled, mask, packed, state, scaling: float, dropout_p: float,
+_BIT_SHIFTS: dict = {}  # device -> 0..7, a byte's bit positions
+ROWS_PER_BLOCK = 2048  # LoRA's share of the input gradient is added in row blocks of this many tokens
+
+
+def _bit_shifts(device):
+    import torch
+
+    if device not in _BIT_SHIFTS:  # made by a kernel, not copied from the host: safe inside graph capture
+        _BIT_SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
+    return _BIT_SHIFTS[device]
+
+
+def _pack_mask(mask, compact: bool = True):
+    """A dropout mask kept for backward at one bit per element, not one byte (a projection's
+    input-sized mask lives through the whole recompute: `compact_dropout_masks`); unchanged when
+    not `compact` or where the width is not a multiple of 8. Packing costs GPU time: a recipe
+    lever for sizes that need the memory."""
+    import torch
+
+    if mask is None or not compact or mask.shape[-1] % 8:
+        return mask
+    bits = mask.reshape(*mask.shape[:-1], -1, 8).to(torch.uint8).bitwise_left_shift_(_bit_shifts(mask.device))
+    return bits.sum(-1, dtype=torch.uint8)
+
+
+def _unpack_mask(packed, width: int):
+    import torch
+
+    if packed is None or packed.dtype == torch.bool:
+        return packed
+    bits = packed.unsqueeze(-1).bitwise_right_shift(_bit_shifts(packed.device)).bitwise_and_(1)
+    return bits.view(torch.bool).reshape(*packed.shape[:-1], width)  # 0/1 bytes are bools: no second copy
+
+
+def _redropped(x2, mask, dropout_p: float):
+    """The dropped input again, from the input and the mask: what native_dropout returned
+    (x * mask / (1 - p)), rebuilt in backward rather than kept from forward to backward (a whole
+    input-sized tensor per projection, live through the checkpointed recompute). Bitwise as
+    each device's kernel rounds it."""
+    if mask is None:
+        return x2
+    import numpy as np
+    import torch
+
+    if x2.is_cuda:  # fused_dropout: float(x) * (1 / float32(1 - p)) * mask, rounded once
+        return torch.ops.aten.native_dropout_backward(x2, mask, 1.0 / float(np.float32(1.0 - dropout_p)))
+    return x2 * mask.to(x2.dtype).div_(1.0 - dropout_p)  # the CPU kernel: a mask in x's dtype, scaled
+
+
+def _backward_2d(g, x2, down, a, b_scaled, mask, packed, state, scaling: float, dropout_p: float,
                  needs: tuple, param_dtypes: tuple) -> tuple:
-    """(grad of the 2-D input, grad A, grad B), None where `needs` says not wanted."""
+    """(grad of the 2-D input x2, grad A, grad B), None where `needs` says not wanted."""
     g_down = g @ b_scaled                       # (tokens, r), scaling already inside
     grad_x = grad_a = grad_b = None
     need_x, need_a, need_b = needs
+    # grad A first: its rebuilt dropped input is freed before grad x exists, so at most one
+    # (tokens, in) tensor plus one row block is live at a time
+    if need_a:
+        grad_a = (g_down.t() @ _redropped(x2, mask, dropout_p)).to(param_dtypes[0])
     if need_x:
         grad_x = g @ _dequantize(packed, state, g.dtype)
         if mask is None:
             grad_x.addmm_(g_down, a)
-        else:  # in place: one (tokens, in) temporary besides grad_x, not three
-            through_lora = g_down @ a
-            grad_x.add_(through_lora.mul_(mask), alpha=1.0 / (1.0 - dropout_p))
-    if need_a:
-        grad_a = (g_down.t() @ dropped).to(param_dtypes[0])
+        else:  # in place, by row blocks: LoRA's masked share needs no (tokens, in) temporary
+            scale = 1.0 / (1.0 - dropout_p)
+            for start in range(0, g_down.shape[0], ROWS_PER_BLOCK):
+                rows = slice(start, start + ROWS_PER_BLOCK)
+                grad_x[rows].add_((g_down[rows] @ a).mul_(mask[rows]), alpha=scale)
     if need_b:
         grad_b = (g.t() @ down).mul_(scaling).to(param_dtypes[1])
     return grad_x, grad_a, grad_b
@@ -133,26 +186,27 @@ def _function():
         """y = x W^T + s * dropout(x) A^T B^T with W frozen in NF4; gradients for x, A and B."""
 
         @staticmethod
-        def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float):
+        def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool):
             shape = x.shape
-            out, dropped, down, a, b_scaled, mask = _forward_2d(x.reshape(-1, shape[-1]), packed, state, lora_a,
-                                                                lora_b, scaling, dropout_p)
-            ctx.save_for_backward(dropped, down, a, b_scaled, mask)
+            x2 = x.reshape(-1, shape[-1])
+            out, _, down, a, b_scaled, mask = _forward_2d(x2, packed, state, lora_a, lora_b, scaling, dropout_p)
+            ctx.save_for_backward(x2, down, a, b_scaled, _pack_mask(mask, compact))
             ctx.packed, ctx.state, ctx.scaling, ctx.dropout_p = packed, state, scaling, dropout_p
             ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
             return out.view(*shape[:-1], out.shape[-1])
 
         @staticmethod
         def backward(ctx, grad_out):
-            dropped, down, a, b_scaled, mask = ctx.saved_tensors
-            g = grad_out.reshape(-1, grad_out.shape[-1]).to(dropped.dtype)
-            need_x, _, _, need_a, need_b, _, _ = ctx.needs_input_grad
-            grad_x, grad_a, grad_b = _backward_2d(g, dropped, down, a, b_scaled, mask, ctx.packed, ctx.state,
+            x2, down, a, b_scaled, mask = ctx.saved_tensors
+            mask = _unpack_mask(mask, x2.shape[-1])
+            g = grad_out.reshape(-1, grad_out.shape[-1]).to(x2.dtype)
+            need_x, _, _, need_a, need_b, _, _, _ = ctx.needs_input_grad
+            grad_x, grad_a, grad_b = _backward_2d(g, x2, down, a, b_scaled, mask, ctx.packed, ctx.state,
                                                   ctx.scaling, ctx.dropout_p, (need_x, need_a, need_b),
                                                   ctx.param_dtypes)
             if grad_x is not None:
                 grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
-            return grad_x, None, None, grad_a, grad_b, None, None
+            return grad_x, None, None, grad_a, grad_b, None, None, None
 
     return LoraNF4
 
@@ -172,35 +226,42 @@ def graph_ops():
             "int blocksize, int blocksize2, str quant_type"
 
     # Tagged as drawing random numbers (its dropout masks), so the compiler never reruns it in a
-    # backward graph to save memory, where it would draw other masks. "seeded" is in the name because
-    # compile caches key graphs on op names, not tags: a graph cached for the untagged op of stop 19,
-    # whose checkpointed recompute drew fresh masks (2026-11-27), must not be reused.
-    @torch.library.custom_op("tr_gemma::seeded_nf4_lora", mutates_args=(), schema=(
-        f"(Tensor x, {quant}, int out_features, Tensor lora_a, Tensor lora_b, float scaling, float dropout_p)"
-        " -> (Tensor, Tensor, Tensor, Tensor)"), tags=(torch.Tag.nondeterministic_seeded,))
+    # backward graph to save memory, where it would draw other masks. The names change whenever the
+    # ops' meaning or outputs do, because compile caches key graphs on op names, not on tags or
+    # implementations: "seeded" since the untagged op of stop 19 (its checkpointed recompute drew
+    # fresh masks), "bitmask" since the mask output is bit-packed (a graph cached for the byte mask
+    # fails its own output size checks).
+    @torch.library.custom_op("tr_gemma::seeded_nf4_lora_bitmask", mutates_args=(), schema=(
+        f"(Tensor x, {quant}, int out_features, Tensor lora_a, Tensor lora_b, float scaling, float dropout_p, "
+        "bool compact) -> (Tensor, Tensor, Tensor)"), tags=(torch.Tag.nondeterministic_seeded,))
     def nf4_lora(x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, out_features,
-                 lora_a, lora_b, scaling, dropout_p):
-        """(output, LoRA down-projection, dropped input, dropout mask); the last two empty without dropout."""
+                 lora_a, lora_b, scaling, dropout_p, compact):
+        """(output, LoRA down-projection, dropout mask, bit-packed if `compact` and the width allows
+        it); the mask empty without dropout."""
         state = _quant_state(absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type,
                              (out_features, x.shape[-1]), x.dtype)
-        out, dropped, down, _, _, mask = _forward_2d(x.reshape(-1, x.shape[-1]), packed, state, lora_a, lora_b,
-                                                     scaling, dropout_p)
-        if mask is None:  # an op's outputs may not alias its inputs: the backward takes x instead
-            dropped, mask = x.new_empty(0), x.new_empty(0, dtype=torch.bool)
-        return out.view(*x.shape[:-1], out_features), down, dropped, mask
+        out, _, down, _, _, mask = _forward_2d(x.reshape(-1, x.shape[-1]), packed, state, lora_a, lora_b,
+                                               scaling, dropout_p)
+        mask = x.new_empty(0, dtype=torch.bool) if mask is None else _pack_mask(mask, compact)
+        return out.view(*x.shape[:-1], out_features), down, mask
 
     @nf4_lora.register_fake
     def _(x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, out_features,
-          lora_a, lora_b, scaling, dropout_p):
+          lora_a, lora_b, scaling, dropout_p, compact):
         tokens = x.numel() // x.shape[-1]
-        kept = (tokens, x.shape[-1]) if dropout_p > 0 else (0,)
-        return (x.new_empty(*x.shape[:-1], out_features), x.new_empty(tokens, lora_a.shape[0]),
-                x.new_empty(kept), x.new_empty(kept, dtype=torch.bool))
+        width = x.shape[-1]
+        if dropout_p <= 0:
+            mask = x.new_empty(0, dtype=torch.bool)
+        elif not compact or width % 8:
+            mask = x.new_empty(tokens, width, dtype=torch.bool)
+        else:
+            mask = x.new_empty(tokens, width // 8, dtype=torch.uint8)
+        return x.new_empty(*x.shape[:-1], out_features), x.new_empty(tokens, lora_a.shape[0]), mask
 
-    @torch.library.custom_op("tr_gemma::nf4_lora_backward", mutates_args=(), schema=(
-        f"(Tensor grad_out, Tensor x, Tensor down, Tensor dropped, Tensor mask, {quant}, Tensor lora_a, "
+    @torch.library.custom_op("tr_gemma::nf4_lora_bitmask_backward", mutates_args=(), schema=(
+        f"(Tensor grad_out, Tensor x, Tensor down, Tensor mask, {quant}, Tensor lora_a, "
         "Tensor lora_b, float scaling, float dropout_p) -> (Tensor, Tensor, Tensor)"))
-    def nf4_lora_backward(grad_out, x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, blocksize,
+    def nf4_lora_backward(grad_out, x, down, mask, packed, absmax, code, absmax2, code2, offset, blocksize,
                           blocksize2, quant_type, lora_a, lora_b, scaling, dropout_p):
         """(grad x, grad A, grad B)."""
         x2 = x.reshape(-1, x.shape[-1])
@@ -209,30 +270,31 @@ def graph_ops():
                              (g.shape[-1], x2.shape[-1]), x.dtype)
         with_dropout = dropout_p > 0
         grad_x, grad_a, grad_b = _backward_2d(
-            g, dropped if with_dropout else x2, down, *_lora_factors(lora_a, lora_b, x.dtype, scaling),
-            mask if with_dropout else None, packed, state, scaling, dropout_p, (True, True, True),
+            g, x2, down, *_lora_factors(lora_a, lora_b, x.dtype, scaling),
+            _unpack_mask(mask, x2.shape[-1]) if with_dropout else None, packed, state, scaling, dropout_p,
+            (True, True, True),
             (lora_a.dtype, lora_b.dtype))
         return grad_x.view(x.shape), grad_a, grad_b
 
     @nf4_lora_backward.register_fake
-    def _(grad_out, x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2,
+    def _(grad_out, x, down, mask, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2,
           quant_type, lora_a, lora_b, scaling, dropout_p):
         return x.new_empty(x.shape), torch.empty_like(lora_a), torch.empty_like(lora_b)
 
     def setup_context(ctx, inputs, output):
         (x, packed, absmax, code, absmax2, code2, offset, blocksize, blocksize2, quant_type, _, lora_a, lora_b,
-         scaling, dropout_p) = inputs
-        _, down, dropped, mask = output
-        ctx.save_for_backward(x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, lora_a, lora_b)
+         scaling, dropout_p, _) = inputs
+        _, down, mask = output
+        ctx.save_for_backward(x, down, mask, packed, absmax, code, absmax2, code2, offset, lora_a, lora_b)
         ctx.numbers = (blocksize, blocksize2, quant_type, scaling, dropout_p)
 
     def backward(ctx, grad_out, *_):
-        x, down, dropped, mask, packed, absmax, code, absmax2, code2, offset, lora_a, lora_b = ctx.saved_tensors
+        x, down, mask, packed, absmax, code, absmax2, code2, offset, lora_a, lora_b = ctx.saved_tensors
         blocksize, blocksize2, quant_type, scaling, dropout_p = ctx.numbers
-        grad_x, grad_a, grad_b = nf4_lora_backward(grad_out, x, down, dropped, mask, packed, absmax, code, absmax2,
+        grad_x, grad_a, grad_b = nf4_lora_backward(grad_out, x, down, mask, packed, absmax, code, absmax2,
                                                    code2, offset, blocksize, blocksize2, quant_type, lora_a,
                                                    lora_b, scaling, dropout_p)
-        return (grad_x,) + (None,) * 10 + (grad_a, grad_b, None, None)
+        return (grad_x,) + (None,) * 10 + (grad_a, grad_b, None, None, None)
 
     nf4_lora.register_autograd(backward, setup_context=setup_context)
     return nf4_lora, nf4_lora_backward
@@ -241,12 +303,12 @@ def graph_ops():
 _LORA_NF4 = None
 
 
-def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float):
+def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool = False):
     """Apply the fused function (built once: importing torch stays out of module import)."""
     global _LORA_NF4
     if _LORA_NF4 is None:
         _LORA_NF4 = _function()
-    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p)
+    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact)
 
 
 def _fused_forward(self, x, *args, **kwargs):
@@ -264,11 +326,12 @@ def _fused_forward(self, x, *args, **kwargs):
     compute = base.compute_dtype or x.dtype
     weight, lora_a, lora_b = base.weight, self.lora_A[name].weight, self.lora_B[name].weight
     scaling = float(self.scaling[name])
+    compact = getattr(self, "_compact_dropout_masks", False)
     if torch.compiler.is_compiling():  # in a compiled decoder layer: the same function as an op (graph_ops)
-        out = torch.ops.tr_gemma.seeded_nf4_lora(x.to(compute), weight, *_quant_parts(weight.quant_state),
-                                          weight.quant_state.shape[0], lora_a, lora_b, scaling, p)[0]
+        out = torch.ops.tr_gemma.seeded_nf4_lora_bitmask(x.to(compute), weight, *_quant_parts(weight.quant_state),
+                                          weight.quant_state.shape[0], lora_a, lora_b, scaling, p, compact)[0]
     else:
-        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p)
+        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p, compact)
     return out.to(inp_dtype)
 
 
@@ -290,3 +353,14 @@ def fuse_lora(model) -> int:
         module.forward = types.MethodType(_fused_forward, module)
         fused += 1
     return fused
+
+
+def compact_dropout_masks(model) -> int:
+    """Keep the dropout masks of every fused LoRA projection of `model` at one bit per element from
+    forward to backward (the `compact_dropout_masks` recipe lever); returns how many projections."""
+    count = 0
+    for module in model.modules():
+        if hasattr(module, "_peft_forward"):  # rerouted by fuse_lora
+            module._compact_dropout_masks = True
+            count += 1
+    return count

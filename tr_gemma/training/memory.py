@@ -15,6 +15,11 @@ max_length tokens per micro-step:
                  - T x (5 x hidden + q_out + intermediate) x 3 without LoRA dropout (the recomputed
                    layer no longer keeps a dropped-out bf16 copy and a bool mask of each adapter's
                    input; measured 0.30-1.06 GiB less at 1B-27B, 2 x 4096)
+                 - T x (5 x hidden + q_out + intermediate) x 2 with dropout since the fused LoRA
+                   rebuilds the dropped copy in backward (only the mask is kept, 1 byte), x 2.875
+                   with compact_dropout_masks (one bit)
+                 + T x hidden x 40 with cuda_graph_layers (static buffers, and the graphs' private
+                   pool, which the rest of the step cannot reuse; fitted on 1B and 4B, 2 x 4096)
                  without gradient checkpointing, every layer keeps its activations instead:
                    layers x T x (9 x intermediate + 44 x hidden) (fitted on H100 peaks: 1B 24.1 GiB,
                    4B 57.1 GiB at 2 x 4096, unfused kernels; the fused saving is not subtracted)
@@ -43,7 +48,9 @@ GIB = 2**30
 DENSE_MASK_ATTENTION = ("sdpa", "eager")
 OFFLOADED_LAYERS_KEPT = 2
 FUSED_NORM_SAVING = 28  # bytes per token per hidden unit (fitted on H100 peaks, 1B-27B)
-DROPOUT_BYTES = 3  # per element of an adapter input: the bf16 dropped-out copy and the bool mask
+DROPOUT_BYTES = 3  # per element of an adapter input: the bf16 dropped-out copy and the bool mask (fitted so)
+MASK_BYTES = {"copy": 3, "mask": 1, "bitmask": 0.125}  # what the fused LoRA keeps, by version (see below)
+GRAPH_BYTES = 40  # per token per hidden unit, cuda_graph_layers (fitted on H100 peaks, 1B and 4B)
 UNCHECKPOINTED_LAYER_BYTES = (9, 44)  # per token: x intermediate, x hidden (fitted, 1B and 4B)
 
 
@@ -67,7 +74,9 @@ class MemoryEstimate:
 def estimate_training_memory(config: dict, batch_size: int, max_length: int, lora_r: int, n_targets: int = 7,
                              loss: str = "fused", attention: str = "sdpa", offloading: bool = False,
                              fused_norms: bool = False, checkpointing: bool = True,
-                             lora_dropout: bool = True, offloaded_layers: int | None = None) -> MemoryEstimate:
+                             lora_dropout: bool = True, offloaded_layers: int | None = None,
+                             compact_masks: bool = False, cuda_graphs: bool = False,
+                             dropout_kept: str | None = None) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
     `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
@@ -76,7 +85,10 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     `fused_norms`: the recipe's `training.fused_norm_activation` (off under FSDP); `checkpointing`:
     the recipe's `training.gradient_checkpointing`; `lora_dropout`: whether `lora.lora_dropout` > 0;
     `offloaded_layers`: with offloading, how many layers' inputs it moves (None: all; the recipe's
-    `training.offloaded_layers`, which only the `layer_inputs` scope accepts)."""
+    `training.offloaded_layers`, which only the `layer_inputs` scope accepts); `compact_masks`,
+    `cuda_graphs`: the recipe's `training.compact_dropout_masks` and `training.cuda_graph_layers`;
+    `dropout_kept`: what the adapters keep of their dropout for backward, "copy" for PEFT's LoRA and
+    for peaks measured before 2026-11-28 (the dropped copy and a byte mask), else from `compact_masks`."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -90,13 +102,15 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     linear_params = layers * sum(a * b for a, b in linear_shapes)
     embedding_params = vocab * hidden
     tokens = batch_size * max_length
+    kept_bytes = MASK_BYTES[dropout_kept or ("bitmask" if compact_masks else "mask")] if lora_dropout else 0
     if checkpointing:
         moved = min(layers, layers if offloaded_layers is None else offloaded_layers) if offloading else 0
         kept = layers - moved + min(moved, OFFLOADED_LAYERS_KEPT)
         activations = (tokens * hidden * 2 * kept
                        + tokens * (6 * inter + 10 * hidden) * 2
                        - (tokens * hidden * FUSED_NORM_SAVING if fused_norms else 0)
-                       - (0 if lora_dropout else tokens * (5 * hidden + q_out + inter) * DROPOUT_BYTES))
+                       - tokens * (5 * hidden + q_out + inter) * (DROPOUT_BYTES - kept_bytes)
+                       + (tokens * hidden * GRAPH_BYTES if cuda_graphs else 0))
     else:
         per_inter, per_hidden = UNCHECKPOINTED_LAYER_BYTES
         activations = layers * tokens * (per_inter * inter + per_hidden * hidden)
@@ -114,8 +128,10 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
 def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, lora_r: int,
                             attention: str = "sdpa", offloading: bool = False, fused_norms: bool = False,
                             checkpointing: bool = True, lora_dropout: bool = True,
-                            offloaded_layers: int | None = None) -> MemoryEstimate:
+                            offloaded_layers: int | None = None, compact_masks: bool = False,
+                            cuda_graphs: bool = False, fused_lora: bool = True) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,
                                     fused_norms=fused_norms, checkpointing=checkpointing, lora_dropout=lora_dropout,
-                                    offloaded_layers=offloaded_layers)
+                                    offloaded_layers=offloaded_layers, compact_masks=compact_masks,
+                                    cuda_graphs=cuda_graphs, dropout_kept=None if fused_lora else "copy")

@@ -80,6 +80,10 @@ class Training(_Strict):
     fused_lora: bool = False  # NF4 matmul + LoRA as one autograd function (no clone, scaling and add kernels)
     fused_rope: bool = False  # q/k RMSNorm + rotary embedding as one torch.compile-generated kernel
     compiled_layers: bool = False  # each decoder layer one torch.compile graph (needs fused_lora on 4-bit)
+    # each decoder layer's forward and checkpointed backward replayed as CUDA graphs (needs packed_varlen)
+    cuda_graph_layers: bool = False
+    # LoRA dropout masks kept at one bit per element until backward (needs fused_lora): memory for time
+    compact_dropout_masks: bool = False
 
     @model_validator(mode="after")
     def _layer_count_needs_layer_scope(self) -> "Training":

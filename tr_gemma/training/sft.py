@@ -23,8 +23,9 @@ from tr_gemma.training.compiled_layers import compile_decoder_layers
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement, unless_sharded
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
-from tr_gemma.training.fused_lora import fuse_lora
+from tr_gemma.training.fused_lora import compact_dropout_masks, fuse_lora
 from tr_gemma.training.fused_rope import fuse_qk_norm_rope
+from tr_gemma.training.graphed_layers import graph_decoder_layers
 from tr_gemma.training.layer_input_offload import offload_layer_inputs
 from tr_gemma.training.recipe import Recipe
 
@@ -105,7 +106,9 @@ def peak_memory_gib(device: str) -> float:
     import torch
 
     if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
+        from tr_gemma.training.graphed_layers import peak_allocated_bytes
+
+        return peak_allocated_bytes() / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
@@ -311,7 +314,12 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
     recipe = effective_recipe(job, device, place, log)
     kernels = {name: device == "cuda" and unless_sharded(getattr(recipe.training, name), place.sharded)
-               for name in KERNEL_LEVERS}
+               for name in (*KERNEL_LEVERS, "compact_dropout_masks", "cuda_graph_layers")}
+    if kernels["cuda_graph_layers"]:
+        _check_graph_recipe(recipe)
+    if kernels["compact_dropout_masks"] and not kernels["fused_lora"]:
+        raise TrainingPreflightError("training.compact_dropout_masks needs training.fused_lora: the masks it "
+                                     "packs are the fused projections' own.")
     for name, (compiled, _, _) in KERNEL_LEVERS.items():
         if kernels[name] and compiled and not compiler_available():
             raise TrainingPreflightError(f"training.{name} needs torch.compile's Triton backend, which is not "
@@ -359,7 +367,30 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
             log(f"training.{name} is off under FSDP ({why_not_sharded}).")
     if trainer.args.activation_offloading and recipe.training.offload_scope == "layer_inputs":
         log(offload_layer_inputs(trainer, recipe.training.offloaded_layers))
+    if kernels["compact_dropout_masks"]:
+        log(f"Dropout masks of {compact_dropout_masks(trainer.model)} projections kept at one bit per element.")
+    if kernels["cuda_graph_layers"]:
+        t = recipe.training
+        count = graph_decoder_layers(trainer.model, t.per_device_train_batch_size * t.max_length)
+        log(f"{count} decoder layers replayed as CUDA graphs (captured at the first step).")
+    elif device == "cuda" and recipe.training.cuda_graph_layers:
+        log("training.cuda_graph_layers is off under FSDP (not measured there).")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
+
+
+def _check_graph_recipe(recipe: Recipe) -> None:
+    """cuda_graph_layers replays fixed shapes: packed documents kept apart by the varlen kernel's
+    boundaries, and the checkpointed recompute that its backward graph holds."""
+    from tr_gemma.training import varlen_attention
+
+    t = recipe.training
+    if t.attn_implementation != varlen_attention.NAME:
+        raise TrainingPreflightError(f"training.cuda_graph_layers needs training.attn_implementation: "
+                                     f"{varlen_attention.NAME} (it is {t.attn_implementation}): the graphs pad each "
+                                     "micro-batch to a fixed size as one more packed document.")
+    if not t.gradient_checkpointing:
+        raise TrainingPreflightError("training.cuda_graph_layers needs training.gradient_checkpointing: true "
+                                     "(its backward graph is the checkpointed recompute).")
 
 
 def replace_recipe(job: TrainingJob, recipe: Recipe) -> TrainingJob:

@@ -185,7 +185,8 @@ def graph_pool_gib() -> dict:
     """What CUDA graphs hold in their pool, and the allocator's peak up to their capture."""
     from tr_gemma.training import graphed_layers
 
-    return {"pool": graphed_layers.graph_pool_bytes() / 2**30, "capture_peak": graphed_layers._capture_peak / 2**30}
+    return {"pool": graphed_layers.graph_pool_bytes() / 2**30,
+            "capture_peak": graphed_layers.capture_peak_bytes() / 2**30}
 
 
 def allocated_gib(device: str) -> float:

@@ -111,8 +111,9 @@ class GraphArena:
 class LayerGraphs:
     """One decoder layer's forward and backward graphs over the arena's buffers."""
 
-    def __init__(self, layer, arena: GraphArena, layer_forward, eager_forward):
-        self.layer, self.arena = layer, arena
+    def __init__(self, layer, make_arena, layer_forward, eager_forward):
+        self.layer, self.arena = layer, None  # the arena: made at the first training call, from its hidden states
+        self.make_arena = make_arena
         self.layer_forward = layer_forward  # the layer's own forward, without transformers' checkpoint
         self.eager_forward = eager_forward  # what ran before: for calls a graph cannot take
         self.kind = layer.config.layer_types[layer.layer_idx]
@@ -256,11 +257,8 @@ def graph_decoder_layers(model, capacity: int) -> int:
         own_forward = getattr(own_forward, "__wrapped__", own_forward)  # transformers' checkpoint wrapper off
         if getattr(layer.forward, "__func__", None) is _compiled_forward:  # compiled_layers: its kernels in the graph
             own_forward = compiled_kernel(own_forward)
-        graphs = LayerGraphs(layer, None, own_forward, layer.forward)
-        graphs.make_arena = make_arena
-        layer._layer_graphs = graphs
+        layer._layer_graphs = LayerGraphs(layer, make_arena, own_forward, layer.forward)
         layer.forward = types.MethodType(_graphed_forward, layer)
-    model._graph_arenas = arenas  # kept alive with the model
     return len(layers)
 
 
@@ -280,6 +278,10 @@ def _note_capture_peak() -> None:
     global _capture_peak
     _capture_peak = max(_capture_peak, torch.cuda.max_memory_allocated())
     torch.cuda.reset_peak_memory_stats()
+
+
+def capture_peak_bytes() -> int:
+    return _capture_peak
 
 
 def peak_allocated_bytes() -> int:

@@ -25,7 +25,7 @@ from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
 from tr_gemma.training.fused_lora import compact_dropout_masks, fuse_lora
 from tr_gemma.training.fused_rope import fuse_qk_norm_rope
-from tr_gemma.training.graphed_layers import graph_decoder_layers
+from tr_gemma.training.graphed_layers import graph_decoder_layers, peak_allocated_bytes
 from tr_gemma.training.layer_input_offload import offload_layer_inputs
 from tr_gemma.training.recipe import Recipe
 
@@ -105,9 +105,7 @@ def resolve_device(requested: str) -> str:
 def peak_memory_gib(device: str) -> float:
     import torch
 
-    if device == "cuda":
-        from tr_gemma.training.graphed_layers import peak_allocated_bytes
-
+    if device == "cuda":  # CUDA graphs' private pools included
         return peak_allocated_bytes() / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 

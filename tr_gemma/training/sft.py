@@ -71,23 +71,33 @@ class TrainingReport:
 
 
 # The recipe's GPU-only kernel levers, applied in this order to the trainer's model, all off under
-# FSDP: name -> (needs torch.compile, apply it and say what it did, why not under FSDP).
+# FSDP: name -> (needs torch.compile, apply it to (model, recipe.training) and say what it did,
+# why not under FSDP).
 KERNEL_LEVERS = {
     "fused_norm_activation": (
-        True, lambda model: "Fused kernels (torch.compile) for {} RMSNorms and {} GeGLU MLPs; the first step "
+        True, lambda model, t: "Fused kernels (torch.compile) for {} RMSNorms and {} GeGLU MLPs; the first step "
                             "includes their compile.".format(*fuse_norms_and_activations(model)),
         "not measured there"),
     "fused_rope": (
-        True, lambda model: f"Fused q/k norm + rotary embedding (torch.compile) in {fuse_qk_norm_rope(model)} "
+        True, lambda model, t: f"Fused q/k norm + rotary embedding (torch.compile) in {fuse_qk_norm_rope(model)} "
                             "attention layers.",
         "not measured there"),
     "fused_lora": (
-        False, lambda model: f"Fused NF4 + LoRA function for {fuse_lora(model)} projections.",
+        False, lambda model, t: f"Fused NF4 + LoRA function for {fuse_lora(model)} projections.",
         "its 4-bit weights are sharded there"),
-    # last: it compiles the layers as the levers above left them
+    "compact_dropout_masks": (
+        False, lambda model, t: f"Dropout masks of {compact_dropout_masks(model)} fused projections kept at one "
+                                "bit per element.",
+        "fused_lora is off there"),
+    # it compiles the layers as the levers above left them
     "compiled_layers": (
-        True, lambda model: f"{compile_decoder_layers(model)} decoder layers compiled whole (torch.compile); the "
-                            "first step includes the compile.",
+        True, lambda model, t: f"{compile_decoder_layers(model)} decoder layers compiled whole (torch.compile); "
+                               "the first step includes the compile.",
+        "not measured there"),
+    # last: it captures the layers as the levers above left them (compiled ones included)
+    "cuda_graph_layers": (
+        False, lambda model, t: f"{graph_decoder_layers(model, t.per_device_train_batch_size * t.max_length)} "
+                                "decoder layers replayed as CUDA graphs (captured at the first step).",
         "not measured there"),
 }
 
@@ -312,7 +322,7 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         raise TrainingPreflightError("this GPU has no bf16 support; Gemma 3 cannot train in fp16")
     recipe = effective_recipe(job, device, place, log)
     kernels = {name: device == "cuda" and unless_sharded(getattr(recipe.training, name), place.sharded)
-               for name in (*KERNEL_LEVERS, "compact_dropout_masks", "cuda_graph_layers")}
+               for name in KERNEL_LEVERS}
     if kernels["cuda_graph_layers"]:
         _check_graph_recipe(recipe)
     if kernels["compact_dropout_masks"] and not kernels["fused_lora"]:
@@ -360,19 +370,11 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
             "training data-parallel instead.")
     for name, (_, apply, why_not_sharded) in KERNEL_LEVERS.items():
         if kernels[name]:
-            log(apply(trainer.model))
+            log(apply(trainer.model, recipe.training))
         elif device == "cuda" and getattr(recipe.training, name):
             log(f"training.{name} is off under FSDP ({why_not_sharded}).")
     if trainer.args.activation_offloading and recipe.training.offload_scope == "layer_inputs":
         log(offload_layer_inputs(trainer, recipe.training.offloaded_layers))
-    if kernels["compact_dropout_masks"]:
-        log(f"Dropout masks of {compact_dropout_masks(trainer.model)} projections kept at one bit per element.")
-    if kernels["cuda_graph_layers"]:
-        t = recipe.training
-        count = graph_decoder_layers(trainer.model, t.per_device_train_batch_size * t.max_length)
-        log(f"{count} decoder layers replayed as CUDA graphs (captured at the first step).")
-    elif device == "cuda" and recipe.training.cuda_graph_layers:
-        log("training.cuda_graph_layers is off under FSDP (not measured there).")
     return PreparedTraining(trainer, tokenizer, recipe, device, place, metrics, resume_from, notes, bool(eval_rows))
 
 

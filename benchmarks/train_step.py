@@ -162,6 +162,34 @@ class StepTimer:
             torch.cuda.synchronize()
 
 
+class StepProfiler:
+    """torch.profiler over the optimizer steps after the warm-up (to the end of training)."""
+
+    def __init__(self, warmup: int):
+        from torch.profiler import ProfilerActivity, profile
+        from transformers import TrainerCallback
+
+        self.profile = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+        outer = self
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if state.global_step == warmup:
+                    outer.profile.start()
+
+            def on_train_end(self, args, state, control, **kwargs):
+                if state.global_step > warmup:
+                    outer.profile.stop()
+
+        self.callback = _Callback()
+
+    def table(self) -> str:
+        return self.profile.key_averages().table(sort_by="cuda_time_total", row_limit=30)
+
+    def events(self):
+        return self.profile.events()
+
+
 def summarize(times: list[float], tokens: list[int], warmup: int) -> dict:
     speeds = [n / t for n, t in zip(tokens[warmup:], times[warmup:]) if t > 0]
     return {
@@ -302,20 +330,10 @@ def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0
             if len(batches) >= want_batches:
                 break
     reset_peak(device)
-    profiler_table = None
-    if profile and device == "cuda":
-        import torch
-        from torch.profiler import ProfilerActivity, profile as torch_profile
-
-        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            began = time.perf_counter()
-            trainer.train()
-            torch.cuda.synchronize()
-            profiled_wall = time.perf_counter() - began
-        profiler_table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
-        breakdown = kernel_breakdown(prof.events(), profiled_wall)
-    else:
-        trainer.train()
+    profiler = StepProfiler(warmup) if profile and device == "cuda" else None
+    if profiler:
+        trainer.add_callback(profiler.callback)
+    trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     result = {**summarize(timer.times, timer.tokens, warmup), "peak_memory_allocated_gib": peak_gib(device, held_before),
               "graph_pool_gib": graph_pool_gib(), "held_before_gib": held_before,
@@ -323,9 +341,10 @@ def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0
               "lora_dropout_kept": ("bitmask" if recipe.training.compact_dropout_masks else "mask")
               if recipe.training.fused_lora else "copy", "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump(),
               "recipe_lora": recipe.lora.model_dump()}
-    if profiler_table:
-        result["profile"] = profiler_table
-        result["kernel_breakdown"] = breakdown
+    if profiler:  # the timed steps only: the warm-up's compiles and captures would swamp the GPU's share
+        result["profile"] = profiler.table()
+        result["kernel_breakdown"] = kernel_breakdown(profiler.events(), sum(timer.times[warmup:]))
+        result["profiled_steps"] = len(timer.times) - warmup
     del prepared, trainer
     release_optimizer_registry()
     reset_peak(device)

@@ -48,6 +48,8 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "compact": {"training": {"compact_dropout_masks": True}},
     "nocompact": {"training": {"compact_dropout_masks": False}},
     "nographs": {"training": {"cuda_graph_layers": False}},
+    "kept": {"training": {"keep_projection_outputs": True}},  # o_proj/down_proj outputs kept: recompute skips them
+    "nokept": {"training": {"keep_projection_outputs": False}},
     "nooffload": {"training": {"activation_offloading": False}},
     "inputs": {"training": {"activation_offloading": True, "offload_scope": "layer_inputs"}},  # layer inputs only
     "alltensors": {"training": {"offload_scope": "all_saved_tensors"}},  # trl's offloading as it ships

@@ -70,7 +70,8 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 offloaded_layers=t.get("offloaded_layers"),
                                                 compact_masks=t.get("compact_dropout_masks", False),
                                                 cuda_graphs=t.get("cuda_graph_layers", False),
-                                                dropout_kept=r.get("lora_dropout_kept", "copy"))
+                                                dropout_kept=r.get("lora_dropout_kept", "copy"),
+                                                kept_outputs=t.get("keep_projection_outputs", False))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

@@ -238,7 +238,8 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         offloaded_layers=training.get("offloaded_layers"),
                                         compact_masks=lever("compact_dropout_masks"),
                                         cuda_graphs=lever("cuda_graph_layers"),
-                                        dropout_kept=None if lever("fused_lora") else "copy")
+                                        dropout_kept=None if lever("fused_lora") else "copy",
+                                        kept_outputs=lever("keep_projection_outputs"))
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

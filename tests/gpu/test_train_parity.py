@@ -80,6 +80,11 @@ LEVERS = {
         "fused_lora": True, "fused_rope": True, "compiled_layers": True, "cuda_graph_layers": True},
     "varlen+graphs (PEFT's LoRA)": {"attn_implementation": "packed_varlen", "activation_offloading": False,
                                     "fused_lora": False, "compiled_layers": False, "cuda_graph_layers": True},
+    # the 27B recipe's levers with the o_proj/down_proj outputs kept (trl's offloading moves them too)
+    "varlen+offload+fused+fused_lora+fused_rope+kept_outputs": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "keep_projection_outputs": True, "compiled_layers": False,
+        "cuda_graph_layers": False, "compact_dropout_masks": False},
 }
 
 
@@ -97,7 +102,8 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
                                    "varlen+offload_inputs+fused+fused_lora+fused_rope+compiled_layers",
                                    "varlen+fused+fused_lora+fused_rope+compiled_layers",
                                    "varlen+offload+fused+fused_lora+fused_rope+graphs",
-                                   "varlen+offload+fused+fused_lora+fused_rope+compiled_layers+graphs"])
+                                   "varlen+offload+fused+fused_lora+fused_rope+compiled_layers+graphs",
+                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""

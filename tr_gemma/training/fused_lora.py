@@ -16,6 +16,7 @@ torch.library ops (`graph_ops`), which torch.compile can place in its graph.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import types
 
@@ -91,8 +92,8 @@ def _lora_factors(lora_a, lora_b, dtype, scaling: float) -> tuple:
     return lora_a.to(dtype), lora_b.to(dtype) * scaling
 
 
-def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
-    """(out, dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
+def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
+    """(dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
     import torch
 
     a, b_scaled = _lora_factors(lora_a, lora_b, x2.dtype, scaling)
@@ -100,7 +101,12 @@ def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: fl
         dropped, mask = torch.native_dropout(x2, dropout_p, True)
     else:
         dropped, mask = x2, None
-    down = dropped @ a.t()                      # (tokens, r)
+    return dropped, dropped @ a.t(), a, b_scaled, mask   # down: (tokens, r)
+
+
+def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
+    """(out, dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
+    dropped, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p)
     out = _nf4_linear(x2, packed, state)        # a fresh tensor: safe to add into in place
     out.addmm_(down, b_scaled.t())
     return out, dropped, down, a, b_scaled, mask
@@ -186,10 +192,15 @@ def _function():
         """y = x W^T + s * dropout(x) A^T B^T with W frozen in NF4; gradients for x, A and B."""
 
         @staticmethod
-        def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool):
+        def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool,
+                    kept_out=None):
             shape = x.shape
             x2 = x.reshape(-1, shape[-1])
-            out, _, down, a, b_scaled, mask = _forward_2d(x2, packed, state, lora_a, lora_b, scaling, dropout_p)
+            if kept_out is None:
+                out, _, down, a, b_scaled, mask = _forward_2d(x2, packed, state, lora_a, lora_b, scaling, dropout_p)
+            else:  # the output this call's forward already computed (`kept_outputs`): only what backward needs
+                _, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p)
+                out = kept_out.reshape(-1, kept_out.shape[-1])
             ctx.save_for_backward(x2, down, a, b_scaled, _pack_mask(mask, compact))
             ctx.packed, ctx.state, ctx.scaling, ctx.dropout_p = packed, state, scaling, dropout_p
             ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
@@ -200,13 +211,13 @@ def _function():
             x2, down, a, b_scaled, mask = ctx.saved_tensors
             mask = _unpack_mask(mask, x2.shape[-1])
             g = grad_out.reshape(-1, grad_out.shape[-1]).to(x2.dtype)
-            need_x, _, _, need_a, need_b, _, _, _ = ctx.needs_input_grad
+            need_x, _, _, need_a, need_b, _, _, _, _ = ctx.needs_input_grad
             grad_x, grad_a, grad_b = _backward_2d(g, x2, down, a, b_scaled, mask, ctx.packed, ctx.state,
                                                   ctx.scaling, ctx.dropout_p, (need_x, need_a, need_b),
                                                   ctx.param_dtypes)
             if grad_x is not None:
                 grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
-            return grad_x, None, None, grad_a, grad_b, None, None, None
+            return grad_x, None, None, grad_a, grad_b, None, None, None, None
 
     return LoraNF4
 
@@ -303,12 +314,46 @@ def graph_ops():
 _LORA_NF4 = None
 
 
-def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool = False):
-    """Apply the fused function (built once: importing torch stays out of module import)."""
+def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool = False,
+             kept_out=None):
+    """Apply the fused function (built once: importing torch stays out of module import). With
+    `kept_out`, the output an earlier call on the same input and RNG state returned: the NF4 GEMM
+    is skipped, the dropout mask and LoRA down-projection backward needs are drawn again."""
     global _LORA_NF4
     if _LORA_NF4 is None:
         _LORA_NF4 = _function()
-    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact)
+    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact, kept_out)
+
+
+class KeptOutputs:
+    """Outputs of the projections marked `_keep_output`, in call order: collected during a
+    checkpointed layer's first forward, handed back in the same order during its recompute
+    (`tr_gemma.training.kept_outputs`)."""
+
+    def __init__(self, outputs: list, replay: bool):
+        self.outputs, self.replay, self.used = outputs, replay, 0
+
+    def next(self):
+        if self.used >= len(self.outputs):
+            raise RuntimeError(f"the recompute asked for kept output {self.used + 1} of {len(self.outputs)}: "
+                               "the layer ran other projections than in its forward")
+        self.used += 1
+        return self.outputs[self.used - 1]
+
+
+_KEPT: KeptOutputs | None = None
+
+
+@contextlib.contextmanager
+def keeping_outputs(outputs: list, replay: bool):
+    """Within: marked projections append their outputs to `outputs` (replay False) or take them
+    from it instead of running their NF4 GEMM (replay True)."""
+    global _KEPT
+    previous, _KEPT = _KEPT, KeptOutputs(outputs, replay)
+    try:
+        yield _KEPT
+    finally:
+        _KEPT = previous
 
 
 def _fused_forward(self, x, *args, **kwargs):
@@ -331,7 +376,11 @@ def _fused_forward(self, x, *args, **kwargs):
         out = torch.ops.tr_gemma.seeded_nf4_lora_bitmask(x.to(compute), weight, *_quant_parts(weight.quant_state),
                                           weight.quant_state.shape[0], lora_a, lora_b, scaling, p, compact)[0]
     else:
-        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p, compact)
+        keeping = _KEPT if getattr(self, "_keep_output", False) else None
+        kept = keeping.next() if keeping is not None and keeping.replay else None
+        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p, compact, kept)
+        if keeping is not None and not keeping.replay:
+            keeping.outputs.append(out)
     return out.to(inp_dtype)
 
 

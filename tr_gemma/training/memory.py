@@ -76,7 +76,7 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
                              fused_norms: bool = False, checkpointing: bool = True,
                              lora_dropout: bool = True, offloaded_layers: int | None = None,
                              compact_masks: bool = False, cuda_graphs: bool = False,
-                             dropout_kept: str | None = None) -> MemoryEstimate:
+                             dropout_kept: str | None = None, kept_outputs: bool = False) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
     `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
@@ -88,7 +88,9 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     `training.offloaded_layers`, which only the `layer_inputs` scope accepts); `compact_masks`,
     `cuda_graphs`: the recipe's `training.compact_dropout_masks` and `training.cuda_graph_layers`;
     `dropout_kept`: what the adapters keep of their dropout for backward, "copy" for PEFT's LoRA and
-    for peaks measured before 2026-11-28 (the dropped copy and a byte mask), else from `compact_masks`."""
+    for peaks measured before 2026-11-28 (the dropped copy and a byte mask), else from `compact_masks`;
+    `kept_outputs`: the recipe's `training.keep_projection_outputs` (each checkpointed layer keeps
+    two more tokens x hidden tensors beside its input, where its input is kept)."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -106,7 +108,7 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     if checkpointing:
         moved = min(layers, layers if offloaded_layers is None else offloaded_layers) if offloading else 0
         kept = layers - moved + min(moved, OFFLOADED_LAYERS_KEPT)
-        activations = (tokens * hidden * 2 * kept
+        activations = (tokens * hidden * 2 * kept * (3 if kept_outputs else 1)
                        + tokens * (6 * inter + 10 * hidden) * 2
                        - (tokens * hidden * FUSED_NORM_SAVING if fused_norms else 0)
                        - tokens * (5 * hidden + q_out + inter) * (DROPOUT_BYTES - kept_bytes)
@@ -129,9 +131,11 @@ def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, l
                             attention: str = "sdpa", offloading: bool = False, fused_norms: bool = False,
                             checkpointing: bool = True, lora_dropout: bool = True,
                             offloaded_layers: int | None = None, compact_masks: bool = False,
-                            cuda_graphs: bool = False, fused_lora: bool = True) -> MemoryEstimate:
+                            cuda_graphs: bool = False, fused_lora: bool = True,
+                            kept_outputs: bool = False) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,
                                     fused_norms=fused_norms, checkpointing=checkpointing, lora_dropout=lora_dropout,
                                     offloaded_layers=offloaded_layers, compact_masks=compact_masks,
-                                    cuda_graphs=cuda_graphs, dropout_kept=None if fused_lora else "copy")
+                                    cuda_graphs=cuda_graphs, dropout_kept=None if fused_lora else "copy",
+                                    kept_outputs=kept_outputs)

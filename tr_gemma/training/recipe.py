@@ -84,6 +84,9 @@ class Training(_Strict):
     cuda_graph_layers: bool = False
     # LoRA dropout masks kept at one bit per element until backward (needs fused_lora): memory for time
     compact_dropout_masks: bool = False
+    # o_proj and down_proj outputs kept for backward (offloaded with the layer input), so the
+    # checkpointed recompute skips their NF4 GEMMs (needs fused_lora; not with compiled layers or graphs)
+    keep_projection_outputs: bool = False
 
     @model_validator(mode="after")
     def _layer_count_needs_layer_scope(self) -> "Training":

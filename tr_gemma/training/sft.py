@@ -26,6 +26,7 @@ from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_a
 from tr_gemma.training.fused_lora import compact_dropout_masks, fuse_lora
 from tr_gemma.training.fused_rope import fuse_qk_norm_rope
 from tr_gemma.training.graphed_layers import graph_decoder_layers, peak_allocated_bytes
+from tr_gemma.training.kept_outputs import keep_projection_outputs
 from tr_gemma.training.layer_input_offload import offload_layer_inputs
 from tr_gemma.training.recipe import Recipe
 
@@ -88,6 +89,10 @@ KERNEL_LEVERS = {
     "compact_dropout_masks": (
         False, lambda model, t: f"Dropout masks of {compact_dropout_masks(model)} fused projections kept at one "
                                 "bit per element.",
+        "fused_lora is off there"),
+    "keep_projection_outputs": (
+        False, lambda model, t: f"{keep_projection_outputs(model)} decoder layers keep their o_proj and down_proj "
+                                "outputs for backward: the checkpointed recompute skips those GEMMs.",
         "fused_lora is off there"),
     # it compiles the layers as the levers above left them
     "compiled_layers": (
@@ -325,6 +330,8 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
                for name in KERNEL_LEVERS}
     if kernels["cuda_graph_layers"]:
         _check_graph_recipe(recipe)
+    if kernels["keep_projection_outputs"]:
+        _check_kept_outputs_recipe(recipe)
     if kernels["compact_dropout_masks"] and not kernels["fused_lora"]:
         raise TrainingPreflightError("training.compact_dropout_masks needs training.fused_lora: the masks it "
                                      "packs are the fused projections' own.")
@@ -391,6 +398,23 @@ def _check_graph_recipe(recipe: Recipe) -> None:
     if not t.gradient_checkpointing:
         raise TrainingPreflightError("training.cuda_graph_layers needs training.gradient_checkpointing: true "
                                      "(its backward graph is the checkpointed recompute).")
+
+
+def _check_kept_outputs_recipe(recipe: Recipe) -> None:
+    """keep_projection_outputs is a checkpoint of eager layers whose o_proj and down_proj are the fused
+    LoRA function (the only code path that can take a kept output)."""
+    t = recipe.training
+    if not t.fused_lora:
+        raise TrainingPreflightError("training.keep_projection_outputs needs training.fused_lora: true (the "
+                                     "fused projections are what take a kept output).")
+    if not t.gradient_checkpointing:
+        raise TrainingPreflightError("training.keep_projection_outputs needs training.gradient_checkpointing: "
+                                     "true (it is a cheaper checkpointed recompute).")
+    for other in ("compiled_layers", "cuda_graph_layers"):
+        if getattr(t, other):
+            raise TrainingPreflightError(f"training.keep_projection_outputs cannot run with training.{other}: "
+                                         "compiled and graphed layers run the projections as ops or captured "
+                                         "kernels that cannot take a kept output; set one of them false.")
 
 
 def replace_recipe(job: TrainingJob, recipe: Recipe) -> TrainingJob:

@@ -110,6 +110,7 @@ def size_rows(runs: list[dict]) -> dict[str, dict]:
             table[size] = {"run": run, "results": {v: {**r, "peak_memory_allocated_gib": own_peak(run, v)}
                                                    for v, r in run["results"].items()}}
             continue
+        size_runs.sort(key=lambda r: r["date"])  # stable: the newest day's last file of each depth is fitted
         variants = {v for r in size_runs for v in r["results"]}
         results = {v: e for v in variants if (e := extrapolate(size_runs, v, size_runs[0]["full_layers"]))}
         peak = size_runs[0]["measured_bf16_matmul_tflops"]

@@ -23,15 +23,13 @@ from __future__ import annotations
 import types
 import weakref
 
+from tr_gemma.training.layer_input_offload import outside_offloading
+
 # Packed documents one micro-batch may hold to run as graphs (the varlen kernel's boundary
 # tensor has a fixed length); a micro-batch with more runs eagerly.
 MAX_DOCUMENTS = 128
 _ARENAS: "weakref.WeakSet[GraphArena]" = weakref.WeakSet()  # live ones, for the peak-memory figure
 WARMUPS = 2  # eager runs on the capture stream first: lazy kernel loads and cuBLAS workspaces stay out of the graph
-
-
-def _keep(tensor):
-    return tensor
 
 
 class GraphArena:
@@ -151,7 +149,7 @@ class LayerGraphs:
             return torch.autocast("cuda", dtype=amp_dtype, enabled=amp_on, cache_enabled=False)
 
         # the trainer's offloading hooks copy to host memory: never inside a graph
-        with torch.autograd.graph.saved_tensors_hooks(_keep, _keep):
+        with outside_offloading():
             a.stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(a.stream), autocast():
                 for _ in range(WARMUPS):

@@ -19,6 +19,19 @@ evenly from layer 0: each layer kept costs its input in GPU memory and saves its
 from __future__ import annotations
 
 
+def _same(tensor):
+    return tensor
+
+
+def outside_offloading():
+    """Saved-tensor hooks that leave every tensor where it is, shadowing whatever offloading hooks
+    are open outside. trl's context stays open through backward (its training_step wraps both), so
+    a recompute run there, or a CUDA graph captured there, needs this."""
+    import torch
+
+    return torch.autograd.graph.saved_tensors_hooks(_same, _same)
+
+
 def offloaded_layer_indices(layers: int, count: int) -> frozenset[int]:
     """`count` of the `layers` decoder layers, spread evenly from layer 0 (whose input backward
     needs last, leaving its copy back the most time)."""

@@ -239,7 +239,8 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         compact_masks=lever("compact_dropout_masks"),
                                         cuda_graphs=lever("cuda_graph_layers"),
                                         dropout_kept=None if lever("fused_lora") else "copy",
-                                        kept_outputs=lever("keep_projection_outputs"))
+                                        kept_outputs=lever("keep_projection_outputs"),
+                                        kernel_dropout=lever("dropout_in_lora_kernels"))
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

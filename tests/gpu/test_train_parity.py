@@ -85,6 +85,15 @@ LEVERS = {
         "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
         "fused_lora": True, "fused_rope": True, "keep_projection_outputs": True, "compiled_layers": False,
         "cuda_graph_layers": False, "compact_dropout_masks": False},
+    # LoRA dropout drawn inside the Triton LoRA kernels: torch's masks, never stored
+    "varlen+offload+fused+fused_lora+fused_rope+kernel_dropout": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "dropout_in_lora_kernels": True, "compiled_layers": False,
+        "cuda_graph_layers": False, "compact_dropout_masks": False},
+    "varlen+offload+fused+fused_lora+fused_rope+kept_outputs+kernel_dropout": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "keep_projection_outputs": True, "dropout_in_lora_kernels": True,
+        "compiled_layers": False, "cuda_graph_layers": False, "compact_dropout_masks": False},
 }
 
 
@@ -103,7 +112,9 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
                                    "varlen+fused+fused_lora+fused_rope+compiled_layers",
                                    "varlen+offload+fused+fused_lora+fused_rope+graphs",
                                    "varlen+offload+fused+fused_lora+fused_rope+compiled_layers+graphs",
-                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs"])
+                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs",
+                                   "varlen+offload+fused+fused_lora+fused_rope+kernel_dropout",
+                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs+kernel_dropout"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""

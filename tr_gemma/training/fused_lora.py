@@ -10,6 +10,8 @@ into its output inside the GEMM (`addmm_`, scaling as its alpha); the backward d
 weight once and accumulates the LoRA input gradient into the base one the same way. Numerics
 follow PEFT under bf16 autocast: dropout on the LoRA input only (same RNG calls, so the
 checkpointed recompute draws the same mask), LoRA in the compute dtype, fp32 adapter gradients.
+With `dropout_in_lora_kernels` the same masks are drawn inside Triton LoRA kernels instead
+(`kernel_dropout`): no dropped copy, no mask kept for backward.
 Inside a decoder layer compiled whole (`compiled_layers`) the same computation runs as two
 torch.library ops (`graph_ops`), which torch.compile can place in its graph.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import types
+
+from tr_gemma.training import kernel_dropout
 
 
 def _nf4_linear(x, packed, state):
@@ -92,11 +96,16 @@ def _lora_factors(lora_a, lora_b, dtype, scaling: float) -> tuple:
     return lora_a.to(dtype), lora_b.to(dtype) * scaling
 
 
-def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
-    """(dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
+def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float, in_kernels: bool = False) -> tuple:
+    """(dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None).
+    With `in_kernels` (`dropout_in_lora_kernels`) and an input torch's vector dropout kernel would
+    take, the mask is a `KernelMask`: drawn inside the LoRA kernel, no dropped copy (None)."""
     import torch
 
     a, b_scaled = _lora_factors(lora_a, lora_b, x2.dtype, scaling)
+    if dropout_p > 0 and in_kernels and kernel_dropout.usable(x2):
+        mask = kernel_dropout.draw(x2, dropout_p)
+        return None, kernel_dropout.lora_down(x2, a, mask), a, b_scaled, mask
     if dropout_p > 0:
         dropped, mask = torch.native_dropout(x2, dropout_p, True)
     else:
@@ -104,9 +113,10 @@ def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
     return dropped, dropped @ a.t(), a, b_scaled, mask   # down: (tokens, r)
 
 
-def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float) -> tuple:
+def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float,
+                in_kernels: bool = False) -> tuple:
     """(out, dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
-    dropped, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p)
+    dropped, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p, in_kernels)
     out = _nf4_linear(x2, packed, state)        # a fresh tensor: safe to add into in place
     out.addmm_(down, b_scaled.t())
     return out, dropped, down, a, b_scaled, mask
@@ -167,6 +177,15 @@ def _backward_2d(g, x2, down, a, b_scaled, mask, packed, state, scaling: float, 
     g_down = g @ b_scaled                       # (tokens, r), scaling already inside
     grad_x = grad_a = grad_b = None
     need_x, need_a, need_b = needs
+    if isinstance(mask, kernel_dropout.KernelMask):  # the mask drawn again inside each kernel
+        if need_a:
+            grad_a = kernel_dropout.lora_grad_a(x2, g_down, mask).to(param_dtypes[0])
+        if need_x:
+            grad_x = g @ _dequantize(packed, state, g.dtype)
+            kernel_dropout.add_lora_grad_x(grad_x, g_down, a, mask)
+        if need_b:
+            grad_b = (g.t() @ down).mul_(scaling).to(param_dtypes[1])
+        return grad_x, grad_a, grad_b
     # grad A first: its rebuilt dropped input is freed before grad x exists, so at most one
     # (tokens, in) tensor plus one row block is live at a time
     if need_a:
@@ -193,14 +212,18 @@ def _function():
 
         @staticmethod
         def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool,
-                    kept_out=None):
+                    kept_out=None, in_kernels: bool = False):
             shape = x.shape
             x2 = x.reshape(-1, shape[-1])
             if kept_out is None:
-                out, _, down, a, b_scaled, mask = _forward_2d(x2, packed, state, lora_a, lora_b, scaling, dropout_p)
+                out, _, down, a, b_scaled, mask = _forward_2d(x2, packed, state, lora_a, lora_b, scaling, dropout_p,
+                                                              in_kernels)
             else:  # the output this call's forward already computed (`kept_outputs`): only what backward needs
-                _, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p)
+                _, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p, in_kernels)
                 out = kept_out.reshape(-1, kept_out.shape[-1])
+            ctx.kernel_mask = mask if isinstance(mask, kernel_dropout.KernelMask) else None
+            if ctx.kernel_mask is not None:  # nothing to keep: backward draws it again
+                mask = None
             ctx.save_for_backward(x2, down, a, b_scaled, _pack_mask(mask, compact))
             ctx.packed, ctx.state, ctx.scaling, ctx.dropout_p = packed, state, scaling, dropout_p
             ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
@@ -209,15 +232,15 @@ def _function():
         @staticmethod
         def backward(ctx, grad_out):
             x2, down, a, b_scaled, mask = ctx.saved_tensors
-            mask = _unpack_mask(mask, x2.shape[-1])
+            mask = ctx.kernel_mask or _unpack_mask(mask, x2.shape[-1])
             g = grad_out.reshape(-1, grad_out.shape[-1]).to(x2.dtype)
-            need_x, _, _, need_a, need_b, _, _, _, _ = ctx.needs_input_grad
+            need_x, _, _, need_a, need_b, _, _, _, _, _ = ctx.needs_input_grad
             grad_x, grad_a, grad_b = _backward_2d(g, x2, down, a, b_scaled, mask, ctx.packed, ctx.state,
                                                   ctx.scaling, ctx.dropout_p, (need_x, need_a, need_b),
                                                   ctx.param_dtypes)
             if grad_x is not None:
                 grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
-            return grad_x, None, None, grad_a, grad_b, None, None, None, None
+            return grad_x, None, None, grad_a, grad_b, None, None, None, None, None
 
     return LoraNF4
 
@@ -315,14 +338,15 @@ _LORA_NF4 = None
 
 
 def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool = False,
-             kept_out=None):
+             kept_out=None, in_kernels: bool = False):
     """Apply the fused function (built once: importing torch stays out of module import). With
     `kept_out`, the output an earlier call on the same input and RNG state returned: the NF4 GEMM
-    is skipped, the dropout mask and LoRA down-projection backward needs are drawn again."""
+    is skipped, the dropout mask and LoRA down-projection backward needs are drawn again. With
+    `in_kernels`, dropout is drawn inside the LoRA kernels where the input allows (`kernel_dropout`)."""
     global _LORA_NF4
     if _LORA_NF4 is None:
         _LORA_NF4 = _function()
-    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact, kept_out)
+    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact, kept_out, in_kernels)
 
 
 class KeptOutputs:
@@ -378,7 +402,8 @@ def _fused_forward(self, x, *args, **kwargs):
     else:
         keeping = _KEPT if getattr(self, "_keep_output", False) else None
         kept = keeping.next() if keeping is not None and keeping.replay else None
-        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p, compact, kept)
+        out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p, compact, kept,
+                       getattr(self, "_dropout_in_kernels", False))
         if keeping is not None and not keeping.replay:
             keeping.outputs.append(out)
     return out.to(inp_dtype)
@@ -411,5 +436,16 @@ def compact_dropout_masks(model) -> int:
     for module in model.modules():
         if hasattr(module, "_peft_forward"):  # rerouted by fuse_lora
             module._compact_dropout_masks = True
+            count += 1
+    return count
+
+
+def dropout_in_lora_kernels(model) -> int:
+    """Draw the LoRA dropout of every fused projection of `model` inside its LoRA kernels (the
+    `dropout_in_lora_kernels` recipe lever, `kernel_dropout`); returns how many projections."""
+    count = 0
+    for module in model.modules():
+        if hasattr(module, "_peft_forward"):  # rerouted by fuse_lora
+            module._dropout_in_kernels = True
             count += 1
     return count

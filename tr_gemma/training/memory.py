@@ -17,7 +17,7 @@ max_length tokens per micro-step:
                    input; measured 0.30-1.06 GiB less at 1B-27B, 2 x 4096)
                  - T x (5 x hidden + q_out + intermediate) x 2 with dropout since the fused LoRA
                    rebuilds the dropped copy in backward (only the mask is kept, 1 byte), x 2.875
-                   with compact_dropout_masks (one bit)
+                   with compact_dropout_masks (one bit), x 3 with dropout_in_lora_kernels (none)
                  + T x hidden x 40 with cuda_graph_layers (static buffers, and the graphs' private
                    pool, which the rest of the step cannot reuse; fitted on 1B and 4B, 2 x 4096)
                  without gradient checkpointing, every layer keeps its activations instead:
@@ -49,7 +49,7 @@ DENSE_MASK_ATTENTION = ("sdpa", "eager")
 OFFLOADED_LAYERS_KEPT = 2
 FUSED_NORM_SAVING = 28  # bytes per token per hidden unit (fitted on H100 peaks, 1B-27B)
 DROPOUT_BYTES = 3  # per element of an adapter input: the bf16 dropped-out copy and the bool mask (fitted so)
-MASK_BYTES = {"copy": 3, "mask": 1, "bitmask": 0.125}  # what the fused LoRA keeps, by version (see below)
+MASK_BYTES = {"copy": 3, "mask": 1, "bitmask": 0.125, "none": 0}  # what the fused LoRA keeps, by version (see below)
 GRAPH_BYTES = 40  # per token per hidden unit, cuda_graph_layers (fitted on H100 peaks, 1B and 4B)
 UNCHECKPOINTED_LAYER_BYTES = (9, 44)  # per token: x intermediate, x hidden (fitted, 1B and 4B)
 
@@ -76,7 +76,8 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
                              fused_norms: bool = False, checkpointing: bool = True,
                              lora_dropout: bool = True, offloaded_layers: int | None = None,
                              compact_masks: bool = False, cuda_graphs: bool = False,
-                             dropout_kept: str | None = None, kept_outputs: bool = False) -> MemoryEstimate:
+                             dropout_kept: str | None = None, kept_outputs: bool = False,
+                             kernel_dropout: bool = False) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
     `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
@@ -90,7 +91,8 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     `dropout_kept`: what the adapters keep of their dropout for backward, "copy" for PEFT's LoRA and
     for peaks measured before 2026-11-28 (the dropped copy and a byte mask), else from `compact_masks`;
     `kept_outputs`: the recipe's `training.keep_projection_outputs` (each checkpointed layer keeps
-    two more tokens x hidden tensors beside its input, where its input is kept)."""
+    two more tokens x hidden tensors beside its input, where its input is kept); `kernel_dropout`:
+    the recipe's `training.dropout_in_lora_kernels` (no mask kept, where `dropout_kept` is not given)."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -104,7 +106,8 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     linear_params = layers * sum(a * b for a, b in linear_shapes)
     embedding_params = vocab * hidden
     tokens = batch_size * max_length
-    kept_bytes = MASK_BYTES[dropout_kept or ("bitmask" if compact_masks else "mask")] if lora_dropout else 0
+    mask_kind = dropout_kept or ("none" if kernel_dropout else "bitmask" if compact_masks else "mask")
+    kept_bytes = MASK_BYTES[mask_kind] if lora_dropout else 0
     if checkpointing:
         moved = min(layers, layers if offloaded_layers is None else offloaded_layers) if offloading else 0
         kept = layers - moved + min(moved, OFFLOADED_LAYERS_KEPT)
@@ -132,10 +135,10 @@ def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, l
                             checkpointing: bool = True, lora_dropout: bool = True,
                             offloaded_layers: int | None = None, compact_masks: bool = False,
                             cuda_graphs: bool = False, fused_lora: bool = True,
-                            kept_outputs: bool = False) -> MemoryEstimate:
+                            kept_outputs: bool = False, kernel_dropout: bool = False) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,
                                     fused_norms=fused_norms, checkpointing=checkpointing, lora_dropout=lora_dropout,
                                     offloaded_layers=offloaded_layers, compact_masks=compact_masks,
                                     cuda_graphs=cuda_graphs, dropout_kept=None if fused_lora else "copy",
-                                    kept_outputs=kept_outputs)
+                                    kept_outputs=kept_outputs, kernel_dropout=kernel_dropout)

@@ -87,6 +87,9 @@ class Training(_Strict):
     # o_proj and down_proj outputs kept for backward (offloaded with the layer input), so the
     # checkpointed recompute skips their NF4 GEMMs (needs fused_lora; not with compiled layers or graphs)
     keep_projection_outputs: bool = False
+    # LoRA dropout drawn inside Triton LoRA kernels, the same masks as torch's dropout kernel
+    # (needs fused_lora and dropout; not with compiled layers or graphs): no dropped copies, no masks kept
+    dropout_in_lora_kernels: bool = False
 
     @model_validator(mode="after")
     def _layer_count_needs_layer_scope(self) -> "Training":

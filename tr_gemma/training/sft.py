@@ -23,7 +23,7 @@ from tr_gemma.training.compiled_layers import compile_decoder_layers
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement, unless_sharded
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
-from tr_gemma.training.fused_lora import compact_dropout_masks, fuse_lora
+from tr_gemma.training.fused_lora import compact_dropout_masks, dropout_in_lora_kernels, fuse_lora
 from tr_gemma.training.fused_rope import fuse_qk_norm_rope
 from tr_gemma.training.graphed_layers import graph_decoder_layers, peak_allocated_bytes
 from tr_gemma.training.kept_outputs import keep_projection_outputs
@@ -89,6 +89,10 @@ KERNEL_LEVERS = {
     "compact_dropout_masks": (
         False, lambda model, t: f"Dropout masks of {compact_dropout_masks(model)} fused projections kept at one "
                                 "bit per element.",
+        "fused_lora is off there"),
+    "dropout_in_lora_kernels": (
+        False, lambda model, t: f"LoRA dropout of {dropout_in_lora_kernels(model)} fused projections drawn inside "
+                                "the LoRA kernels (torch's masks, none kept).",
         "fused_lora is off there"),
     "keep_projection_outputs": (
         False, lambda model, t: f"{keep_projection_outputs(model)} decoder layers keep their o_proj and down_proj "
@@ -332,6 +336,8 @@ def prepare_training(job: TrainingJob, emit: Callable[[dict], None], log: Callab
         _check_graph_recipe(recipe)
     if kernels["keep_projection_outputs"]:
         _check_kept_outputs_recipe(recipe)
+    if kernels["dropout_in_lora_kernels"]:
+        _check_kernel_dropout_recipe(recipe)
     if kernels["compact_dropout_masks"] and not kernels["fused_lora"]:
         raise TrainingPreflightError("training.compact_dropout_masks needs training.fused_lora: the masks it "
                                      "packs are the fused projections' own.")
@@ -415,6 +421,24 @@ def _check_kept_outputs_recipe(recipe: Recipe) -> None:
             raise TrainingPreflightError(f"training.keep_projection_outputs cannot run with training.{other}: "
                                          "compiled and graphed layers run the projections as ops or captured "
                                          "kernels that cannot take a kept output; set one of them false.")
+
+
+def _check_kernel_dropout_recipe(recipe: Recipe) -> None:
+    """dropout_in_lora_kernels lives in the fused LoRA function's eager path, and reads the CUDA
+    generator on the host: no compiled graph or captured replay may run the projections."""
+    t = recipe.training
+    if not t.fused_lora:
+        raise TrainingPreflightError("training.dropout_in_lora_kernels needs training.fused_lora: true (the "
+                                     "fused projections' kernels are where the mask is drawn).")
+    r = recipe.lora.r
+    if r < 16 or r & (r - 1):
+        raise TrainingPreflightError(f"training.dropout_in_lora_kernels needs lora.r a power of two of at least 16 "
+                                     f"(its kernels' tile width), got {r}; set r to 16, 32, 64... or the lever false.")
+    for other in ("compiled_layers", "cuda_graph_layers"):
+        if getattr(t, other):
+            raise TrainingPreflightError(f"training.dropout_in_lora_kernels cannot run with training.{other}: "
+                                         "compiled and graphed layers run the projections as ops or captured "
+                                         "kernels that draw torch's dropout; set one of them false.")
 
 
 def replace_recipe(job: TrainingJob, recipe: Recipe) -> TrainingJob:

@@ -50,6 +50,8 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "nographs": {"training": {"cuda_graph_layers": False}},
     "kept": {"training": {"keep_projection_outputs": True}},  # o_proj/down_proj outputs kept: recompute skips them
     "nokept": {"training": {"keep_projection_outputs": False}},
+    "kdrop": {"training": {"dropout_in_lora_kernels": True}},  # dropout drawn inside the LoRA kernels
+    "nokdrop": {"training": {"dropout_in_lora_kernels": False}},
     "nooffload": {"training": {"activation_offloading": False}},
     "inputs": {"training": {"activation_offloading": True, "offload_scope": "layer_inputs"}},  # layer inputs only
     "alltensors": {"training": {"offload_scope": "all_saved_tensors"}},  # trl's offloading as it ships
@@ -60,6 +62,15 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "again": {},  # the recipe unchanged: a second run of it, e.g. under the profiler
     "nopack": {"training": {"packing": False}},
 }
+
+
+def dropout_kept(training) -> str:
+    """What the fused LoRA keeps of its dropout for backward (the memory planner's `dropout_kept`)."""
+    if not training.fused_lora:
+        return "copy"
+    if training.dropout_in_lora_kernels:
+        return "none"
+    return "bitmask" if training.compact_dropout_masks else "mask"
 
 
 def lever_overrides(lever: str) -> dict:
@@ -340,8 +351,7 @@ def run_project(job, warmup: int, steps: int, device: str, want_batches: int = 0
     result = {**summarize(timer.times, timer.tokens, warmup), "peak_memory_allocated_gib": peak_gib(device, held_before),
               "graph_pool_gib": graph_pool_gib(), "held_before_gib": held_before,
               # what the fused LoRA keeps of its dropout for backward (the memory planner's input)
-              "lora_dropout_kept": ("bitmask" if recipe.training.compact_dropout_masks else "mask")
-              if recipe.training.fused_lora else "copy", "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump(),
+              "lora_dropout_kept": dropout_kept(recipe.training), "last_loss": losses[-1] if losses else None, "recipe_training": recipe.training.model_dump(),
               "recipe_lora": recipe.lora.model_dump()}
     if profiler:  # the timed steps only: the warm-up's compiles and captures would swamp the GPU's share
         result["profile"] = profiler.table()

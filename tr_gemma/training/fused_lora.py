@@ -429,23 +429,23 @@ def fuse_lora(model) -> int:
     return fused
 
 
-def compact_dropout_masks(model) -> int:
-    """Keep the dropout masks of every fused LoRA projection of `model` at one bit per element from
-    forward to backward (the `compact_dropout_masks` recipe lever); returns how many projections."""
+def _mark_fused(model, attribute: str) -> int:
+    """Set `attribute` on every projection of `model` rerouted by fuse_lora; returns how many."""
     count = 0
     for module in model.modules():
         if hasattr(module, "_peft_forward"):  # rerouted by fuse_lora
-            module._compact_dropout_masks = True
+            setattr(module, attribute, True)
             count += 1
     return count
+
+
+def compact_dropout_masks(model) -> int:
+    """Keep the dropout masks of every fused LoRA projection of `model` at one bit per element from
+    forward to backward (the `compact_dropout_masks` recipe lever); returns how many projections."""
+    return _mark_fused(model, "_compact_dropout_masks")
 
 
 def dropout_in_lora_kernels(model) -> int:
     """Draw the LoRA dropout of every fused projection of `model` inside its LoRA kernels (the
     `dropout_in_lora_kernels` recipe lever, `kernel_dropout`); returns how many projections."""
-    count = 0
-    for module in model.modules():
-        if hasattr(module, "_peft_forward"):  # rerouted by fuse_lora
-            module._dropout_in_kernels = True
-            count += 1
-    return count
+    return _mark_fused(model, "_dropout_in_kernels")

@@ -416,11 +416,17 @@ def _check_kept_outputs_recipe(recipe: Recipe) -> None:
     if not t.gradient_checkpointing:
         raise TrainingPreflightError("training.keep_projection_outputs needs training.gradient_checkpointing: "
                                      "true (it is a cheaper checkpointed recompute).")
+    _refuse_compiled_or_graphed(t, "keep_projection_outputs", "cannot take a kept output")
+
+
+def _refuse_compiled_or_graphed(t, lever: str, because: str) -> None:
+    """Levers of the fused LoRA function's eager path: compiled and graphed layers run the
+    projections as torch.library ops or captured kernels instead."""
     for other in ("compiled_layers", "cuda_graph_layers"):
         if getattr(t, other):
-            raise TrainingPreflightError(f"training.keep_projection_outputs cannot run with training.{other}: "
-                                         "compiled and graphed layers run the projections as ops or captured "
-                                         "kernels that cannot take a kept output; set one of them false.")
+            raise TrainingPreflightError(f"training.{lever} cannot run with training.{other}: compiled and "
+                                         f"graphed layers run the projections as ops or captured kernels that "
+                                         f"{because}; set one of them false.")
 
 
 def _check_kernel_dropout_recipe(recipe: Recipe) -> None:
@@ -434,11 +440,7 @@ def _check_kernel_dropout_recipe(recipe: Recipe) -> None:
     if r < 16 or r & (r - 1):
         raise TrainingPreflightError(f"training.dropout_in_lora_kernels needs lora.r a power of two of at least 16 "
                                      f"(its kernels' tile width), got {r}; set r to 16, 32, 64... or the lever false.")
-    for other in ("compiled_layers", "cuda_graph_layers"):
-        if getattr(t, other):
-            raise TrainingPreflightError(f"training.dropout_in_lora_kernels cannot run with training.{other}: "
-                                         "compiled and graphed layers run the projections as ops or captured "
-                                         "kernels that draw torch's dropout; set one of them false.")
+    _refuse_compiled_or_graphed(t, "dropout_in_lora_kernels", "draw torch's dropout")
 
 
 def replace_recipe(job: TrainingJob, recipe: Recipe) -> TrainingJob:

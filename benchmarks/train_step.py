@@ -50,6 +50,15 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
     "nographs": {"training": {"cuda_graph_layers": False}},
     "kept": {"training": {"keep_projection_outputs": True}},  # o_proj/down_proj outputs kept: recompute skips them
     "nokept": {"training": {"keep_projection_outputs": False}},
+    # the GeGLU's inputs kept too: the recompute skips its two largest GEMMs
+    "keptmlp": {"training": {"keep_projection_outputs": True,
+                             "kept_projections": ["o_proj", "gate_proj", "up_proj", "down_proj"]}},
+    "keptup": {"training": {"keep_projection_outputs": True, "kept_projections": ["o_proj", "up_proj", "down_proj"]}},
+    # the kept tensors moved to host memory by the checkpoint, fetched back a layer ahead
+    "prefetch": {"training": {"prefetch_kept_outputs": True}},
+    "noprefetch": {"training": {"prefetch_kept_outputs": False}},
+    "keptall": {"training": {"keep_projection_outputs": True, "kept_projections": [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}},
     "kdrop": {"training": {"dropout_in_lora_kernels": True}},  # dropout drawn inside the LoRA kernels
     "nokdrop": {"training": {"dropout_in_lora_kernels": False}},
     "nooffload": {"training": {"activation_offloading": False}},

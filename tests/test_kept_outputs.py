@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from tests.tiny_qlora import loss_and_grads, qlora_model, save_tiny_checkpoint
+from tr_gemma.errors import PipelineInputError
 from tr_gemma.training import fused_lora
 from tr_gemma.training.fused_lora import fuse_lora
-from tr_gemma.training.kept_outputs import keep_projection_outputs
+from tr_gemma.training.kept_outputs import KEPT_PROJECTIONS, keep_projection_outputs
 from tr_gemma.training.recipe import load_recipe
 from tr_gemma.training.sft import TrainingPreflightError, _check_kept_outputs_recipe
 
@@ -23,12 +24,17 @@ def _fused_model(folder, dropout: float):
     return model
 
 
+MLP = ("o_proj", "gate_proj", "up_proj", "down_proj")
+EVERY = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@pytest.mark.parametrize("projections", [KEPT_PROJECTIONS, MLP, EVERY], ids=["default", "mlp", "every"])
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_kept_outputs_train_bitwise_like_the_recomputed_ones(tmp_path, dropout):
+def test_kept_outputs_train_bitwise_like_the_recomputed_ones(tmp_path, dropout, projections):
     save_tiny_checkpoint(tmp_path)
     ref_loss, ref_grads = loss_and_grads(_fused_model(tmp_path, dropout))
     model = _fused_model(tmp_path, dropout)
-    assert keep_projection_outputs(model) == 2
+    assert keep_projection_outputs(model, projections) == 2
     loss, grads = loss_and_grads(model)
     assert loss == ref_loss
     assert grads.keys() == ref_grads.keys() and len(grads) == 28
@@ -37,8 +43,9 @@ def test_kept_outputs_train_bitwise_like_the_recomputed_ones(tmp_path, dropout):
         assert torch.equal(grad, ref_grads[name]), name
 
 
-def test_the_recompute_skips_the_kept_projections_gemms(tmp_path, monkeypatch):
-    """Per layer: 7 NF4 GEMMs forward, 7 in the plain recompute, 5 with the outputs kept."""
+@pytest.mark.parametrize("projections", [KEPT_PROJECTIONS, MLP, EVERY], ids=["default", "mlp", "every"])
+def test_the_recompute_skips_the_kept_projections_gemms(tmp_path, monkeypatch, projections):
+    """Per layer: 7 NF4 GEMMs forward, 7 in the plain recompute, 7 - kept with outputs kept."""
     save_tiny_checkpoint(tmp_path)
     calls = []
     real = fused_lora._nf4_linear
@@ -47,9 +54,19 @@ def test_the_recompute_skips_the_kept_projections_gemms(tmp_path, monkeypatch):
     plain = len(calls)
     calls.clear()
     model = _fused_model(tmp_path, 0.1)
-    keep_projection_outputs(model)
+    keep_projection_outputs(model, projections)
     loss_and_grads(model)
-    assert (plain, len(calls)) == (2 * 14, 2 * 12)
+    assert (plain, len(calls)) == (2 * 14, 2 * (14 - len(projections)))
+
+
+def test_prefetching_without_kept_outputs_is_refused_when_the_recipe_loads():
+    with pytest.raises(PipelineInputError, match="prefetch_kept_outputs .* needs training.keep_projection_outputs"):
+        load_recipe("27b", {"training": {"keep_projection_outputs": False, "prefetch_kept_outputs": True}})
+
+
+def test_a_projection_named_twice_is_refused():
+    with pytest.raises(PipelineInputError, match="kept_projections names up_proj more than once"):
+        load_recipe("27b", {"training": {"kept_projections": ["up_proj", "o_proj", "up_proj"]}})
 
 
 def test_evaluation_runs_the_layers_as_before(tmp_path):
@@ -73,6 +90,10 @@ def test_projections_not_fused_are_refused_by_layer(tmp_path):
      "keep_projection_outputs needs training.gradient_checkpointing"),
     ({"compiled_layers": True}, "keep_projection_outputs cannot run with training.compiled_layers"),
     ({"cuda_graph_layers": True}, "keep_projection_outputs cannot run with training.cuda_graph_layers"),
+    ({"prefetch_kept_outputs": True, "activation_offloading": False}, "prefetch_kept_outputs .* needs "
+     "training.activation_offloading: true"),
+    ({"prefetch_kept_outputs": True, "offload_scope": "layer_inputs", "offloaded_layers": 8},
+     "prefetch_kept_outputs .* no training.offloaded_layers count"),
 ])
 def test_recipes_the_kept_outputs_cannot_serve_are_refused_by_name(override, message):
     recipe = load_recipe("27b", {"training": {"keep_projection_outputs": True, **override}})

@@ -87,6 +87,13 @@ class Training(_Strict):
     # o_proj and down_proj outputs kept for backward (offloaded with the layer input), so the
     # checkpointed recompute skips their NF4 GEMMs (needs fused_lora; not with compiled layers or graphs)
     keep_projection_outputs: bool = False
+    # which projections' outputs it keeps: o_proj and down_proj cost only the layer's own traffic;
+    # gate_proj and up_proj (4 x intermediate bytes a token each way) spare the recompute's largest GEMMs
+    kept_projections: list[Literal["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]] = \
+        Field(default_factory=lambda: ["o_proj", "down_proj"], min_length=1)
+    # what keep_projection_outputs keeps goes to host memory through the checkpoint itself, fetched
+    # back a layer ahead of backward (trl's hooks fetch on demand, the GPU waiting); needs activation_offloading
+    prefetch_kept_outputs: bool = False
     # LoRA dropout drawn inside Triton LoRA kernels, the same masks as torch's dropout kernel
     # (needs fused_lora and dropout; not with compiled layers or graphs): no dropped copies, no masks kept
     dropout_in_lora_kernels: bool = False
@@ -97,6 +104,21 @@ class Training(_Strict):
             raise ValueError("training.offloaded_layers counts decoder-layer inputs; it needs "
                              "training.offload_scope: layer_inputs (trl's scope moves every saved tensor)")
         return self
+
+    @model_validator(mode="after")
+    def _prefetch_needs_kept_outputs(self) -> "Training":
+        if self.prefetch_kept_outputs and not self.keep_projection_outputs:
+            raise ValueError("training.prefetch_kept_outputs moves what keep_projection_outputs keeps; it needs "
+                             "training.keep_projection_outputs: true")
+        return self
+
+    @field_validator("kept_projections")
+    @classmethod
+    def _each_projection_once(cls, value: list) -> list:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"training.kept_projections names {', '.join(repeated)} more than once")
+        return value
 
     @field_validator("fp16")
     @classmethod

@@ -95,8 +95,11 @@ KERNEL_LEVERS = {
                                 "the LoRA kernels (torch's masks, none kept).",
         "fused_lora is off there"),
     "keep_projection_outputs": (
-        False, lambda model, t: f"{keep_projection_outputs(model)} decoder layers keep their o_proj and down_proj "
-                                "outputs for backward: the checkpointed recompute skips those GEMMs.",
+        False, lambda model, t: f"{keep_projection_outputs(model, t.kept_projections, t.prefetch_kept_outputs)} "
+                                f"decoder layers keep their {', '.join(t.kept_projections)} outputs for backward: the "
+                                "checkpointed recompute skips those GEMMs"
+                                + (" (moved to host memory by the checkpoint, fetched back a layer ahead)."
+                                   if t.prefetch_kept_outputs else "."),
         "fused_lora is off there"),
     # it compiles the layers as the levers above left them
     "compiled_layers": (
@@ -417,6 +420,10 @@ def _check_kept_outputs_recipe(recipe: Recipe) -> None:
         raise TrainingPreflightError("training.keep_projection_outputs needs training.gradient_checkpointing: "
                                      "true (it is a cheaper checkpointed recompute).")
     _refuse_compiled_or_graphed(t, "keep_projection_outputs", "cannot take a kept output")
+    if t.prefetch_kept_outputs and not (t.activation_offloading and t.offloaded_layers is None):
+        raise TrainingPreflightError("training.prefetch_kept_outputs moves every layer's kept tensors to host "
+                                     "memory: it needs training.activation_offloading: true and no "
+                                     "training.offloaded_layers count.")
 
 
 def _refuse_compiled_or_graphed(t, lever: str, because: str) -> None:

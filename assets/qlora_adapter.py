@@ -86,7 +86,9 @@ def qlora_adapter(context: dg.AssetExecutionContext, config: QLoRAConfig, gpu: G
                                        cuda_graphs=unless_sharded(t.cuda_graph_layers, gpu.shards_training),
                                        fused_lora=unless_sharded(t.fused_lora, gpu.shards_training),
                                        kept_outputs=unless_sharded(t.keep_projection_outputs, gpu.shards_training),
-                                       kernel_dropout=unless_sharded(t.dropout_in_lora_kernels, gpu.shards_training))
+                                       kernel_dropout=unless_sharded(t.dropout_in_lora_kernels, gpu.shards_training),
+                                       kept_projections=tuple(t.kept_projections),
+                                       kernel_bits=t.kernel_dropout_bitmask)
     with gpu.reserved(context):  # before the preflight: free memory is only meaningful once the GPU is ours
         device = gpu.preflight(estimate.total, estimate.describe(), f"QLoRA of Gemma 3 {size}",
                                shardable_bytes=estimate.weights + estimate.lora)

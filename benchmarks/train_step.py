@@ -61,6 +61,9 @@ LEVERS = {  # recipe overrides, one per lever of the project stack
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}},
     "kdrop": {"training": {"dropout_in_lora_kernels": True}},  # dropout drawn inside the LoRA kernels
     "nokdrop": {"training": {"dropout_in_lora_kernels": False}},
+    # the recompute's kernel stores each mask as bits; backward's kernels read them, not draw again
+    "kbits": {"training": {"dropout_in_lora_kernels": True, "kernel_dropout_bitmask": True}},
+    "nokbits": {"training": {"kernel_dropout_bitmask": False}},
     "nooffload": {"training": {"activation_offloading": False}},
     "inputs": {"training": {"activation_offloading": True, "offload_scope": "layer_inputs"}},  # layer inputs only
     "alltensors": {"training": {"offload_scope": "all_saved_tensors"}},  # trl's offloading as it ships
@@ -78,7 +81,7 @@ def dropout_kept(training) -> str:
     if not training.fused_lora:
         return "copy"
     if training.dropout_in_lora_kernels:
-        return "none"
+        return "bitmask" if training.kernel_dropout_bitmask else "none"
     return "bitmask" if training.compact_dropout_masks else "mask"
 
 

@@ -71,7 +71,9 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 compact_masks=t.get("compact_dropout_masks", False),
                                                 cuda_graphs=t.get("cuda_graph_layers", False),
                                                 dropout_kept=r.get("lora_dropout_kept", "copy"),
-                                                kept_outputs=t.get("keep_projection_outputs", False))
+                                                kept_outputs=t.get("keep_projection_outputs", False),
+                                                kept_projections=tuple(t.get("kept_projections",
+                                                                             ("o_proj", "down_proj"))))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

@@ -240,7 +240,10 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         cuda_graphs=lever("cuda_graph_layers"),
                                         dropout_kept=None if lever("fused_lora") else "copy",
                                         kept_outputs=lever("keep_projection_outputs"),
-                                        kernel_dropout=lever("dropout_in_lora_kernels"))
+                                        kernel_dropout=lever("dropout_in_lora_kernels"),
+                                        kept_projections=tuple(training.get("kept_projections",
+                                                                            ("o_proj", "down_proj"))),
+                                        kernel_bits=lever("kernel_dropout_bitmask"))
 
     estimate = estimate_with(sharded=False)
     bf16_bytes = _parameter_count(config) * 2

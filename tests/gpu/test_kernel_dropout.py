@@ -74,3 +74,28 @@ def test_inputs_torch_would_draw_otherwise_keep_torch_dropout():
     y = torch.randn(65, 264, device="cuda", dtype=torch.bfloat16).view(-1)[1:65 * 256 + 1].view(65, 256)  # 2-byte offset
     assert not kernel_dropout.usable(y)
     assert not kernel_dropout.usable(torch.randn(64, 256, device="cuda", dtype=torch.float32))
+
+
+@pytest.mark.parametrize("shape", [(512, 256), (8192, 5376), (2048, 21504), (4093, 4096)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_bits_the_forward_kernel_stores_are_the_mask(shape):
+    """`kernel_dropout_bitmask`: lora_down stores torch's mask at one bit per element, element 8b + j
+    in bit j of byte b, and backward's kernels read back exactly what they would have drawn."""
+    if not torch.cuda.is_available():
+        pytest.fail("GPU test run without a CUDA device")
+    x, _, mask, drawn, _, _ = _torch_and_kernel_masks(shape, 0.1, seed=5, skip=4096)
+    a = torch.randn(32, shape[1], device="cuda", dtype=torch.bfloat16) * 0.02
+    bits = kernel_dropout.bits_for(x)
+    down_with_bits = kernel_dropout.lora_down(x, a, drawn, bits)
+    assert torch.equal(down_with_bits, kernel_dropout.lora_down(x, a, drawn))
+    unpacked = (bits.unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8, device="cuda")) & 1
+    assert torch.equal(unpacked.reshape(shape).bool(), mask)
+    assert torch.equal(kernel_dropout.mask_bytes(shape, drawn, x.device, read_bits=bits), mask)
+
+    g_down = torch.randn(shape[0], 32, device="cuda", dtype=torch.bfloat16)
+    assert torch.equal(kernel_dropout.lora_grad_a(x, g_down, drawn, bits), kernel_dropout.lora_grad_a(x, g_down, drawn))
+    drawn_x = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
+    read_x = drawn_x.clone()
+    kernel_dropout.add_lora_grad_x(drawn_x, g_down, a, drawn)
+    kernel_dropout.add_lora_grad_x(read_x, g_down, a, drawn, bits)
+    assert torch.equal(read_x, drawn_x)

@@ -101,6 +101,13 @@ LEVERS = {
         "kept_projections": ["o_proj", "up_proj", "down_proj"], "prefetch_kept_outputs": True,
         "dropout_in_lora_kernels": True, "compiled_layers": False, "cuda_graph_layers": False,
         "compact_dropout_masks": False},
+    # and the recompute's kernels store each mask as bits for backward's (the 27B recipe's levers)
+    "varlen+offload+fused+fused_lora+fused_rope+kept_outputs_up+prefetch+kernel_dropout_bits": {
+        "attn_implementation": "packed_varlen", "activation_offloading": True, "fused_norm_activation": True,
+        "fused_lora": True, "fused_rope": True, "keep_projection_outputs": True,
+        "kept_projections": ["o_proj", "up_proj", "down_proj"], "prefetch_kept_outputs": True,
+        "dropout_in_lora_kernels": True, "kernel_dropout_bitmask": True, "compiled_layers": False,
+        "cuda_graph_layers": False, "compact_dropout_masks": False},
 }
 
 
@@ -122,7 +129,8 @@ def test_fast_path_loss_and_gradients_match_the_plain_baseline(tmp_path, gemma_t
                                    "varlen+offload+fused+fused_lora+fused_rope+kept_outputs",
                                    "varlen+offload+fused+fused_lora+fused_rope+kernel_dropout",
                                    "varlen+offload+fused+fused_lora+fused_rope+kept_outputs+kernel_dropout",
-                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs_up+prefetch+kernel_dropout"])
+                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs_up+prefetch+kernel_dropout",
+                                   "varlen+offload+fused+fused_lora+fused_rope+kept_outputs_up+prefetch+kernel_dropout_bits"])
 def test_fused_lora_keeps_peft_dropout(tmp_path, gemma_tokenizer_dir, lever):
     """With LoRA dropout on, the fused function draws the same masks as PEFT (same RNG calls in
     the same order, the checkpointed recompute replaying them), so loss and gradients still agree."""

@@ -96,16 +96,19 @@ def _lora_factors(lora_a, lora_b, dtype, scaling: float) -> tuple:
     return lora_a.to(dtype), lora_b.to(dtype) * scaling
 
 
-def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float, in_kernels: bool = False) -> tuple:
+def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float, in_kernels: bool = False,
+               kernel_bits: bool = False) -> tuple:
     """(dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None).
     With `in_kernels` (`dropout_in_lora_kernels`) and an input torch's vector dropout kernel would
-    take, the mask is a `KernelMask`: drawn inside the LoRA kernel, no dropped copy (None)."""
+    take, the mask is a `KernelMask`: drawn inside the LoRA kernel, no dropped copy (None); with
+    `kernel_bits` (`kernel_dropout_bitmask`) the kernel also stores it as bits, in `mask.bits`."""
     import torch
 
     a, b_scaled = _lora_factors(lora_a, lora_b, x2.dtype, scaling)
     if dropout_p > 0 and in_kernels and kernel_dropout.usable(x2):
         mask = kernel_dropout.draw(x2, dropout_p)
-        return None, kernel_dropout.lora_down(x2, a, mask), a, b_scaled, mask
+        mask.bits = kernel_dropout.bits_for(x2) if kernel_bits else None
+        return None, kernel_dropout.lora_down(x2, a, mask, mask.bits), a, b_scaled, mask
     if dropout_p > 0:
         dropped, mask = torch.native_dropout(x2, dropout_p, True)
     else:
@@ -114,9 +117,9 @@ def _lora_down(x2, lora_a, lora_b, scaling: float, dropout_p: float, in_kernels:
 
 
 def _forward_2d(x2, packed, state, lora_a, lora_b, scaling: float, dropout_p: float,
-                in_kernels: bool = False) -> tuple:
+                in_kernels: bool = False, kernel_bits: bool = False) -> tuple:
     """(out, dropped input, LoRA down-projection, A and scaled B in the compute dtype, dropout mask or None)."""
-    dropped, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p, in_kernels)
+    dropped, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p, in_kernels, kernel_bits)
     out = _nf4_linear(x2, packed, state)        # a fresh tensor: safe to add into in place
     out.addmm_(down, b_scaled.t())
     return out, dropped, down, a, b_scaled, mask
@@ -172,17 +175,18 @@ def _redropped(x2, mask, dropout_p: float):
 
 
 def _backward_2d(g, x2, down, a, b_scaled, mask, packed, state, scaling: float, dropout_p: float,
-                 needs: tuple, param_dtypes: tuple) -> tuple:
-    """(grad of the 2-D input x2, grad A, grad B), None where `needs` says not wanted."""
+                 needs: tuple, param_dtypes: tuple, bits=None) -> tuple:
+    """(grad of the 2-D input x2, grad A, grad B), None where `needs` says not wanted. `bits`: a
+    `KernelMask`'s mask as its forward kernel stored it (read, not drawn again), or None."""
     g_down = g @ b_scaled                       # (tokens, r), scaling already inside
     grad_x = grad_a = grad_b = None
     need_x, need_a, need_b = needs
-    if isinstance(mask, kernel_dropout.KernelMask):  # the mask drawn again inside each kernel
+    if isinstance(mask, kernel_dropout.KernelMask):  # the mask read from bits or drawn again inside each kernel
         if need_a:
-            grad_a = kernel_dropout.lora_grad_a(x2, g_down, mask).to(param_dtypes[0])
+            grad_a = kernel_dropout.lora_grad_a(x2, g_down, mask, bits).to(param_dtypes[0])
         if need_x:
             grad_x = g @ _dequantize(packed, state, g.dtype)
-            kernel_dropout.add_lora_grad_x(grad_x, g_down, a, mask)
+            kernel_dropout.add_lora_grad_x(grad_x, g_down, a, mask, bits)
         if need_b:
             grad_b = (g.t() @ down).mul_(scaling).to(param_dtypes[1])
         return grad_x, grad_a, grad_b
@@ -212,35 +216,40 @@ def _function():
 
         @staticmethod
         def forward(ctx, x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool,
-                    kept_out=None, in_kernels: bool = False):
+                    kept_out=None, in_kernels: bool = False, kernel_bits: bool = False):
             shape = x.shape
             x2 = x.reshape(-1, shape[-1])
             if kept_out is None:
                 out, _, down, a, b_scaled, mask = _forward_2d(x2, packed, state, lora_a, lora_b, scaling, dropout_p,
-                                                              in_kernels)
+                                                              in_kernels, kernel_bits)
             else:  # the output this call's forward already computed (`kept_outputs`): only what backward needs
-                _, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p, in_kernels)
+                _, down, a, b_scaled, mask = _lora_down(x2, lora_a, lora_b, scaling, dropout_p, in_kernels,
+                                                        kernel_bits)
                 out = kept_out.reshape(-1, kept_out.shape[-1])
             ctx.kernel_mask = mask if isinstance(mask, kernel_dropout.KernelMask) else None
-            if ctx.kernel_mask is not None:  # nothing to keep: backward draws it again
-                mask = None
-            ctx.save_for_backward(x2, down, a, b_scaled, _pack_mask(mask, compact))
+            if ctx.kernel_mask is not None:  # its bits (or nothing: backward draws it again) are saved, as
+                # a saved tensor, so a checkpoint's first forward drops them like the rest
+                mask, ctx.kernel_mask.bits = ctx.kernel_mask.bits, None
+            ctx.save_for_backward(x2, down, a, b_scaled, _pack_mask(mask, compact and ctx.kernel_mask is None))
             ctx.packed, ctx.state, ctx.scaling, ctx.dropout_p = packed, state, scaling, dropout_p
             ctx.param_dtypes = (lora_a.dtype, lora_b.dtype)
             return out.view(*shape[:-1], out.shape[-1])
 
         @staticmethod
         def backward(ctx, grad_out):
-            x2, down, a, b_scaled, mask = ctx.saved_tensors
-            mask = ctx.kernel_mask or _unpack_mask(mask, x2.shape[-1])
+            x2, down, a, b_scaled, saved_mask = ctx.saved_tensors
+            if ctx.kernel_mask is not None:
+                mask, bits = ctx.kernel_mask, saved_mask
+            else:
+                mask, bits = _unpack_mask(saved_mask, x2.shape[-1]), None
             g = grad_out.reshape(-1, grad_out.shape[-1]).to(x2.dtype)
-            need_x, _, _, need_a, need_b, _, _, _, _, _ = ctx.needs_input_grad
+            need_x, _, _, need_a, need_b = ctx.needs_input_grad[:5]
             grad_x, grad_a, grad_b = _backward_2d(g, x2, down, a, b_scaled, mask, ctx.packed, ctx.state,
                                                   ctx.scaling, ctx.dropout_p, (need_x, need_a, need_b),
-                                                  ctx.param_dtypes)
+                                                  ctx.param_dtypes, bits)
             if grad_x is not None:
                 grad_x = grad_x.view(*grad_out.shape[:-1], grad_x.shape[-1])
-            return grad_x, None, None, grad_a, grad_b, None, None, None, None, None
+            return grad_x, None, None, grad_a, grad_b, None, None, None, None, None, None
 
     return LoraNF4
 
@@ -338,15 +347,17 @@ _LORA_NF4 = None
 
 
 def lora_nf4(x, packed, state, lora_a, lora_b, scaling: float, dropout_p: float, compact: bool = False,
-             kept_out=None, in_kernels: bool = False):
+             kept_out=None, in_kernels: bool = False, kernel_bits: bool = False):
     """Apply the fused function (built once: importing torch stays out of module import). With
     `kept_out`, the output an earlier call on the same input and RNG state returned: the NF4 GEMM
     is skipped, the dropout mask and LoRA down-projection backward needs are drawn again. With
-    `in_kernels`, dropout is drawn inside the LoRA kernels where the input allows (`kernel_dropout`)."""
+    `in_kernels`, dropout is drawn inside the LoRA kernels where the input allows (`kernel_dropout`);
+    with `kernel_bits` too, the forward kernel stores the mask as bits for backward's kernels."""
     global _LORA_NF4
     if _LORA_NF4 is None:
         _LORA_NF4 = _function()
-    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact, kept_out, in_kernels)
+    return _LORA_NF4.apply(x, packed, state, lora_a, lora_b, scaling, dropout_p, compact, kept_out, in_kernels,
+                           kernel_bits)
 
 
 class KeptOutputs:
@@ -402,8 +413,10 @@ def _fused_forward(self, x, *args, **kwargs):
     else:
         keeping = _KEPT if getattr(self, "_keep_output", False) else None
         kept = keeping.next() if keeping is not None and keeping.replay else None
+        # bits only where backward can follow: not in a kept-outputs checkpoint's first forward (grad off)
+        kernel_bits = getattr(self, "_kernel_mask_bits", False) and torch.is_grad_enabled()
         out = lora_nf4(x.to(compute), weight, weight.quant_state, lora_a, lora_b, scaling, p, compact, kept,
-                       getattr(self, "_dropout_in_kernels", False))
+                       getattr(self, "_dropout_in_kernels", False), kernel_bits)
         if keeping is not None and not keeping.replay:
             keeping.outputs.append(out)
     return out.to(inp_dtype)
@@ -443,6 +456,12 @@ def compact_dropout_masks(model) -> int:
     """Keep the dropout masks of every fused LoRA projection of `model` at one bit per element from
     forward to backward (the `compact_dropout_masks` recipe lever); returns how many projections."""
     return _mark_fused(model, "_compact_dropout_masks")
+
+
+def kernel_dropout_bitmask(model) -> int:
+    """Let the LoRA-down kernel of every fused projection of `model` store its dropout mask as bits
+    for backward's kernels (the `kernel_dropout_bitmask` recipe lever); returns how many projections."""
+    return _mark_fused(model, "_kernel_mask_bits")
 
 
 def dropout_in_lora_kernels(model) -> int:

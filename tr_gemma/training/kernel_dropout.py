@@ -15,6 +15,9 @@ They reproduce torch's CUDA dropout mask bit for bit: the same Philox4x32-10 cou
 as the GPU keeps resident, 8 bf16 elements a thread a loop, two 4-word draws a loop), the same
 uniform conversion and comparison, and the generator's offset advanced by what torch would
 advance it. So masks, the recompute's masks, and every later draw equal the PEFT baseline's.
+With `kernel_dropout_bitmask` the recompute's LoRA-down kernel also stores the mask at one bit per
+element, and backward's two kernels read it instead of drawing it again: two of the four draws of
+each mask gone, for tokens x width / 8 bytes kept through the layer's backward.
 Where torch would take another kernel variant (an unaligned or odd-sized input, CUDA graph capture),
 the caller keeps torch's dropout.
 """
@@ -35,10 +38,11 @@ TILES = {"down": dict(BM=32, BK=128, num_warps=4, num_stages=3),
 class KernelMask:
     """Where a projection's dropout mask lives in torch's Philox stream: enough to draw it again."""
 
-    __slots__ = ("seed", "offset", "threads", "keep", "scale")
+    __slots__ = ("seed", "offset", "threads", "keep", "scale", "bits")
 
     def __init__(self, seed: int, offset: int, threads: int, keep: float, scale: float):
         self.seed, self.offset, self.threads, self.keep, self.scale = seed, offset, threads, keep, scale
+        self.bits = None  # the mask stored at one bit per element by `lora_down`, where asked
 
     def args(self) -> dict:
         """The kernels' arguments for it: seed and counter as uint32 halves, keep, scale, and
@@ -113,8 +117,18 @@ def _rank_ok(a) -> int:
     return rank
 
 
-def lora_down(x2, a, mask: KernelMask):
-    """bf16(dropout(x2)) @ a^T, the mask drawn in the kernel: (tokens, r)."""
+def bits_for(x2):
+    """An empty one-bit-per-element mask for x2, (tokens, width // 8) bytes; None where the width
+    is not a multiple of 8 (backward's kernels then draw the mask again)."""
+    import torch
+
+    M, K = x2.shape
+    return torch.empty(M, K // 8, dtype=torch.uint8, device=x2.device) if K % 8 == 0 else None
+
+
+def lora_down(x2, a, mask: KernelMask, bits=None):
+    """bf16(dropout(x2)) @ a^T, the mask drawn in the kernel: (tokens, r). With `bits` (`bits_for`)
+    the kernel also stores the mask there, so backward's kernels read it instead of drawing it."""
     import torch
 
     k = _triton()
@@ -122,12 +136,14 @@ def lora_down(x2, a, mask: KernelMask):
     R = _rank_ok(a)
     out = torch.empty(M, R, dtype=x2.dtype, device=x2.device)
     tiles = TILES["down"]
-    k["down"][(k["cdiv"](M, tiles["BM"]),)](x2, a.contiguous(), out, M, K, **mask.args(), R=R, **tiles)
+    k["down"][(k["cdiv"](M, tiles["BM"]),)](x2, a.contiguous(), out, out if bits is None else bits, M, K,
+                                            **mask.args(), R=R, WRITE_BITS=bits is not None, **tiles)
     return out
 
 
-def lora_grad_a(x2, g_down, mask: KernelMask):
-    """g_down^T @ bf16(dropout(x2)), fp32 sums rounded once to bf16 as a GEMM's output: (r, in)."""
+def lora_grad_a(x2, g_down, mask: KernelMask, bits=None):
+    """g_down^T @ bf16(dropout(x2)), fp32 sums rounded once to bf16 as a GEMM's output: (r, in).
+    The mask is read from `bits` where given, else drawn."""
     import torch
 
     k = _triton()
@@ -139,8 +155,9 @@ def lora_grad_a(x2, g_down, mask: KernelMask):
     rows_per_split = k["cdiv"](k["cdiv"](M, splits), BM) * BM
     splits = k["cdiv"](M, rows_per_split)
     partial = torch.empty(splits, R, K, dtype=torch.float32, device=x2.device)
-    k["grad_a"][(k["cdiv"](K, BN), splits)](x2, g_down.contiguous(), partial, M, K, rows_per_split,
-                                             **mask.args(), R=R, **tiles)
+    k["grad_a"][(k["cdiv"](K, BN), splits)](x2, g_down.contiguous(), partial, x2 if bits is None else bits, M, K,
+                                             rows_per_split, **mask.args(), R=R, FROM_BITS=bits is not None,
+                                             **tiles)
     return partial.sum(0).to(x2.dtype)
 
 
@@ -154,23 +171,28 @@ def _sm_count(x2) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def add_lora_grad_x(grad_x, g_down, a, mask: KernelMask) -> None:
-    """grad_x += mask * scale * (g_down @ a), in place, the mask drawn in the kernel."""
+def add_lora_grad_x(grad_x, g_down, a, mask: KernelMask, bits=None) -> None:
+    """grad_x += mask * scale * (g_down @ a), in place, the mask read from `bits` where given, else drawn."""
     k = _triton()
     M, K = grad_x.shape
     R = _rank_ok(a)
     tiles = TILES["grad_x"]
-    k["grad_x"][(k["cdiv"](M, tiles["BM"]), k["cdiv"](K, tiles["BN"]))](grad_x, g_down.contiguous(), a.contiguous(),
-                                                                         M, K, **mask.args(), R=R, **tiles)
+    k["grad_x"][(k["cdiv"](M, tiles["BM"]), k["cdiv"](K, tiles["BN"]))](
+        grad_x, g_down.contiguous(), a.contiguous(), grad_x if bits is None else bits, M, K, **mask.args(), R=R,
+        FROM_BITS=bits is not None, **tiles)
 
 
-def mask_bytes(shape, mask: KernelMask, device):
-    """The keep mask of a (tokens, width) input as a bool tensor (tests)."""
+def mask_bytes(shape, mask: KernelMask, device, read_bits=None, write_bits=None):
+    """The keep mask of a (tokens, width) input as a bool tensor (tests): drawn, or read from
+    `read_bits`; the drawn mask also stored into `write_bits` as the LoRA kernel stores it."""
     import torch
 
     k = _triton()
     M, K = shape
     out = torch.empty(M, K, dtype=torch.int8, device=device)
+    bits = read_bits if read_bits is not None else write_bits
     BM, BN = 32, 128
-    k["mask"][(k["cdiv"](M, BM), k["cdiv"](K, BN))](out, M, K, **mask.args(), BM=BM, BN=BN)
+    k["mask"][(k["cdiv"](M, BM), k["cdiv"](K, BN))](out, out if bits is None else bits, M, K, **mask.args(),
+                                                     FROM_BITS=read_bits is not None,
+                                                     WRITE_BITS=write_bits is not None, BM=BM, BN=BN)
     return out.bool()

@@ -55,10 +55,45 @@ def _keep_mask(rows, col0, width, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep:
     return tl.reshape(both, (BM, BN)) != 0
 
 
+@triton.jit
+def _store_bits(bits_ptr, kept, rows, col0, M, K, BM: tl.constexpr, BN: tl.constexpr):
+    """Store a [BM, BN] mask at one bit per element: byte (row, c // 8), bit c % 8, of a (M, K // 8) tensor."""
+    shifts = tl.arange(0, 8).to(tl.uint8)
+    grouped = tl.reshape(kept.to(tl.uint8), (BM, BN // 8, 8)) << shifts[None, None, :]
+    packed = tl.sum(grouped.to(tl.int32), axis=2).to(tl.uint8)
+    byte = col0 // 8 + tl.arange(0, BN // 8)
+    where = (rows[:, None] < M) & (byte[None, :] < K // 8)
+    tl.store(bits_ptr + rows[:, None] * (K // 8) + byte[None, :], packed, mask=where)
+
+
+@triton.jit
+def _load_bits(bits_ptr, rows, col0, M, K, BM: tl.constexpr, BN: tl.constexpr):
+    """The [BM, BN] mask `_store_bits` stored (False outside the tensor)."""
+    byte = col0 // 8 + tl.arange(0, BN // 8)
+    where = (rows[:, None] < M) & (byte[None, :] < K // 8)
+    packed = tl.load(bits_ptr + rows[:, None] * (K // 8) + byte[None, :], mask=where, other=0)
+    shifts = tl.arange(0, 8).to(tl.uint8)
+    bits = (packed[:, :, None] >> shifts[None, None, :]) & 1
+    return tl.reshape(bits, (BM, BN)) != 0
+
+
+@triton.jit
+def _mask(rows, col0, M, K, bits_ptr, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep: tl.constexpr,
+          FROM_BITS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """The keep mask of a tile: read from the bits an earlier kernel stored, or drawn."""
+    if FROM_BITS:
+        kept = _load_bits(bits_ptr, rows, col0, M, K, BM, BN)
+    else:
+        kept = _keep_mask(rows, col0, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, BM, BN)
+    return kept
+
+
 @triton.jit(do_not_specialize=_VARYING)
-def lora_down_kernel(x_ptr, a_ptr, out_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
-                     sweep: tl.constexpr, R: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
-    """out[M, R] = bf16(dropout(x)[M, K]) @ A[R, K]^T, fp32 accumulation."""
+def lora_down_kernel(x_ptr, a_ptr, out_ptr, bits_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
+                     sweep: tl.constexpr, R: tl.constexpr, WRITE_BITS: tl.constexpr, BM: tl.constexpr,
+                     BK: tl.constexpr):
+    """out[M, R] = bf16(dropout(x)[M, K]) @ A[R, K]^T, fp32 accumulation; with WRITE_BITS the mask
+    also goes to bits[M, K // 8], one bit an element, for backward's kernels."""
     rows = tl.program_id(0) * BM + tl.arange(0, BM)
     rank = tl.arange(0, R)
     acc = tl.zeros((BM, R), dtype=tl.float32)
@@ -67,6 +102,8 @@ def lora_down_kernel(x_ptr, a_ptr, out_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_
         inside = (rows[:, None] < M) & (cols[None, :] < K)
         x = tl.load(x_ptr + rows[:, None] * K + cols[None, :], mask=inside, other=0.0)
         kept = _keep_mask(rows, k0, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, BM, BK)
+        if WRITE_BITS:
+            _store_bits(bits_ptr, kept, rows, k0, M, K, BM, BK)
         dropped = tl.where(kept, x.to(tl.float32) * scale, 0.0).to(tl.bfloat16)
         a = tl.load(a_ptr + rank[None, :] * K + cols[:, None], mask=cols[:, None] < K, other=0.0)  # [BK, R]
         acc = tl.dot(dropped, a, acc)
@@ -74,8 +111,9 @@ def lora_down_kernel(x_ptr, a_ptr, out_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_
 
 
 @triton.jit(do_not_specialize=_VARYING + ["rows_per_split"])
-def lora_grad_a_kernel(x_ptr, gd_ptr, out_ptr, M, K, rows_per_split, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
-                       sweep: tl.constexpr, R: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+def lora_grad_a_kernel(x_ptr, gd_ptr, out_ptr, bits_ptr, M, K, rows_per_split, seed_lo, seed_hi, ctr_lo, ctr_hi,
+                       keep, scale, sweep: tl.constexpr, R: tl.constexpr, FROM_BITS: tl.constexpr,
+                       BM: tl.constexpr, BN: tl.constexpr):
     """out[split, R, K] = g_down[rows of split]^T @ bf16(dropout(x))[rows of split, K], fp32."""
     col0 = tl.program_id(0) * BN
     split = tl.program_id(1)
@@ -87,7 +125,7 @@ def lora_grad_a_kernel(x_ptr, gd_ptr, out_ptr, M, K, rows_per_split, seed_lo, se
         rows = m0 + tl.arange(0, BM)
         inside = (rows[:, None] < M) & (cols[None, :] < K)
         x = tl.load(x_ptr + rows[:, None] * K + cols[None, :], mask=inside, other=0.0)
-        kept = _keep_mask(rows, col0, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, BM, BN)
+        kept = _mask(rows, col0, M, K, bits_ptr, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, FROM_BITS, BM, BN)
         dropped = tl.where(kept, x.to(tl.float32) * scale, 0.0).to(tl.bfloat16)
         gd = tl.load(gd_ptr + rows[:, None] * R + rank[None, :], mask=rows[:, None] < M, other=0.0)  # [BM, R]
         acc = tl.dot(tl.trans(gd), dropped, acc)
@@ -95,8 +133,9 @@ def lora_grad_a_kernel(x_ptr, gd_ptr, out_ptr, M, K, rows_per_split, seed_lo, se
 
 
 @triton.jit(do_not_specialize=_VARYING)
-def add_lora_grad_x_kernel(gx_ptr, gd_ptr, a_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
-                           sweep: tl.constexpr, R: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+def add_lora_grad_x_kernel(gx_ptr, gd_ptr, a_ptr, bits_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
+                           sweep: tl.constexpr, R: tl.constexpr, FROM_BITS: tl.constexpr, BM: tl.constexpr,
+                           BN: tl.constexpr):
     """gx[M, K] += mask * scale * bf16(g_down[M, R] @ A[R, K]), in place."""
     rows = tl.program_id(0) * BM + tl.arange(0, BM)
     col0 = tl.program_id(1) * BN
@@ -105,7 +144,7 @@ def add_lora_grad_x_kernel(gx_ptr, gd_ptr, a_ptr, M, K, seed_lo, seed_hi, ctr_lo
     gd = tl.load(gd_ptr + rows[:, None] * R + rank[None, :], mask=rows[:, None] < M, other=0.0)
     a = tl.load(a_ptr + rank[:, None] * K + cols[None, :], mask=cols[None, :] < K, other=0.0)
     lora = tl.dot(gd, a).to(tl.bfloat16).to(tl.float32)  # rounded as the unfused GEMM's output
-    kept = _keep_mask(rows, col0, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, BM, BN)
+    kept = _mask(rows, col0, M, K, bits_ptr, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, FROM_BITS, BM, BN)
     inside = (rows[:, None] < M) & (cols[None, :] < K)
     where = gx_ptr + rows[:, None] * K + cols[None, :]
     gx = tl.load(where, mask=inside, other=0.0).to(tl.float32)
@@ -113,12 +152,16 @@ def add_lora_grad_x_kernel(gx_ptr, gd_ptr, a_ptr, M, K, seed_lo, seed_hi, ctr_lo
 
 
 @triton.jit(do_not_specialize=_VARYING)
-def mask_kernel(out_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
-                sweep: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    """The mask itself, as bytes (tests compare it with torch's)."""
+def mask_kernel(out_ptr, bits_ptr, M, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, scale,
+                sweep: tl.constexpr, FROM_BITS: tl.constexpr, WRITE_BITS: tl.constexpr, BM: tl.constexpr,
+                BN: tl.constexpr):
+    """The mask itself, as bytes (tests compare it with torch's): drawn, or read from bits; with
+    WRITE_BITS the drawn mask is also stored as bits, as lora_down_kernel stores it."""
     rows = tl.program_id(0) * BM + tl.arange(0, BM)
     col0 = tl.program_id(1) * BN
     cols = col0 + tl.arange(0, BN)
-    kept = _keep_mask(rows, col0, K, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, BM, BN)
+    kept = _mask(rows, col0, M, K, bits_ptr, seed_lo, seed_hi, ctr_lo, ctr_hi, keep, sweep, FROM_BITS, BM, BN)
+    if WRITE_BITS:
+        _store_bits(bits_ptr, kept, rows, col0, M, K, BM, BN)
     inside = (rows[:, None] < M) & (cols[None, :] < K)
     tl.store(out_ptr + rows[:, None] * K + cols[None, :], kept.to(tl.int8), mask=inside)

@@ -77,7 +77,8 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
                              lora_dropout: bool = True, offloaded_layers: int | None = None,
                              compact_masks: bool = False, cuda_graphs: bool = False,
                              dropout_kept: str | None = None, kept_outputs: bool = False,
-                             kernel_dropout: bool = False) -> MemoryEstimate:
+                             kernel_dropout: bool = False, kept_projections: tuple = ("o_proj", "down_proj"),
+                             kernel_bits: bool = False) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
     `loss`: "fused" (this project's trainer) or "full_logits" (a plain HF loss, the baseline);
@@ -91,8 +92,10 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     `dropout_kept`: what the adapters keep of their dropout for backward, "copy" for PEFT's LoRA and
     for peaks measured before 2026-11-28 (the dropped copy and a byte mask), else from `compact_masks`;
     `kept_outputs`: the recipe's `training.keep_projection_outputs` (each checkpointed layer keeps
-    two more tokens x hidden tensors beside its input, where its input is kept); `kernel_dropout`:
-    the recipe's `training.dropout_in_lora_kernels` (no mask kept, where `dropout_kept` is not given)."""
+    the outputs of `kept_projections`, the recipe's `training.kept_projections`, beside its input,
+    where its input is kept); `kernel_dropout`: the recipe's `training.dropout_in_lora_kernels` (no
+    mask kept, where `dropout_kept` is not given; one bit an element with `kernel_bits`, the
+    recipe's `training.kernel_dropout_bitmask`)."""
     if loss not in ("fused", "full_logits"):
         raise ValueError(f"loss must be 'fused' or 'full_logits', got {loss!r}")
     text = config.get("text_config", config)
@@ -106,12 +109,16 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
     linear_params = layers * sum(a * b for a, b in linear_shapes)
     embedding_params = vocab * hidden
     tokens = batch_size * max_length
-    mask_kind = dropout_kept or ("none" if kernel_dropout else "bitmask" if compact_masks else "mask")
+    kernel_kind = "bitmask" if kernel_bits else "none"
+    mask_kind = dropout_kept or (kernel_kind if kernel_dropout else "bitmask" if compact_masks else "mask")
+    widths = {"q_proj": q_out, "k_proj": kv_out, "v_proj": kv_out, "o_proj": hidden, "gate_proj": inter,
+              "up_proj": inter, "down_proj": hidden}
+    kept_width = hidden + (sum(widths[name] for name in kept_projections) if kept_outputs else 0)
     kept_bytes = MASK_BYTES[mask_kind] if lora_dropout else 0
     if checkpointing:
         moved = min(layers, layers if offloaded_layers is None else offloaded_layers) if offloading else 0
         kept = layers - moved + min(moved, OFFLOADED_LAYERS_KEPT)
-        activations = (tokens * hidden * 2 * kept * (3 if kept_outputs else 1)
+        activations = (tokens * kept_width * 2 * kept
                        + tokens * (6 * inter + 10 * hidden) * 2
                        - (tokens * hidden * FUSED_NORM_SAVING if fused_norms else 0)
                        - tokens * (5 * hidden + q_out + inter) * (DROPOUT_BYTES - kept_bytes)
@@ -135,10 +142,13 @@ def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, l
                             checkpointing: bool = True, lora_dropout: bool = True,
                             offloaded_layers: int | None = None, compact_masks: bool = False,
                             cuda_graphs: bool = False, fused_lora: bool = True,
-                            kept_outputs: bool = False, kernel_dropout: bool = False) -> MemoryEstimate:
+                            kept_outputs: bool = False, kernel_dropout: bool = False,
+                            kept_projections: tuple = ("o_proj", "down_proj"),
+                            kernel_bits: bool = False) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,
                                     fused_norms=fused_norms, checkpointing=checkpointing, lora_dropout=lora_dropout,
                                     offloaded_layers=offloaded_layers, compact_masks=compact_masks,
                                     cuda_graphs=cuda_graphs, dropout_kept=None if fused_lora else "copy",
-                                    kept_outputs=kept_outputs, kernel_dropout=kernel_dropout)
+                                    kept_outputs=kept_outputs, kernel_dropout=kernel_dropout,
+                                    kept_projections=kept_projections, kernel_bits=kernel_bits)

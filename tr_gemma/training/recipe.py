@@ -97,6 +97,9 @@ class Training(_Strict):
     # LoRA dropout drawn inside Triton LoRA kernels, the same masks as torch's dropout kernel
     # (needs fused_lora and dropout; not with compiled layers or graphs): no dropped copies, no masks kept
     dropout_in_lora_kernels: bool = False
+    # with it, the recompute's LoRA kernel stores each mask at one bit per element and backward's two
+    # kernels read it instead of drawing it again (tokens x width / 8 bytes through the layer's backward)
+    kernel_dropout_bitmask: bool = False
 
     @model_validator(mode="after")
     def _layer_count_needs_layer_scope(self) -> "Training":
@@ -110,6 +113,13 @@ class Training(_Strict):
         if self.prefetch_kept_outputs and not self.keep_projection_outputs:
             raise ValueError("training.prefetch_kept_outputs moves what keep_projection_outputs keeps; it needs "
                              "training.keep_projection_outputs: true")
+        return self
+
+    @model_validator(mode="after")
+    def _bitmask_needs_kernel_dropout(self) -> "Training":
+        if self.kernel_dropout_bitmask and not self.dropout_in_lora_kernels:
+            raise ValueError("training.kernel_dropout_bitmask stores the masks the LoRA kernels draw; it needs "
+                             "training.dropout_in_lora_kernels: true")
         return self
 
     @field_validator("kept_projections")

@@ -23,7 +23,8 @@ from tr_gemma.training.compiled_layers import compile_decoder_layers
 from tr_gemma.training.distributed import Placement, per_device_accumulation, placement, unless_sharded
 from tr_gemma.training.fsdp_adapter import save_adapter_from_full_state_dict
 from tr_gemma.training.fused_elementwise import compiler_available, fuse_norms_and_activations
-from tr_gemma.training.fused_lora import compact_dropout_masks, dropout_in_lora_kernels, fuse_lora
+from tr_gemma.training.fused_lora import (compact_dropout_masks, dropout_in_lora_kernels, fuse_lora,
+                                         kernel_dropout_bitmask)
 from tr_gemma.training.fused_rope import fuse_qk_norm_rope
 from tr_gemma.training.graphed_layers import graph_decoder_layers, peak_allocated_bytes
 from tr_gemma.training.kept_outputs import keep_projection_outputs
@@ -93,6 +94,10 @@ KERNEL_LEVERS = {
     "dropout_in_lora_kernels": (
         False, lambda model, t: f"LoRA dropout of {dropout_in_lora_kernels(model)} fused projections drawn inside "
                                 "the LoRA kernels (torch's masks, none kept).",
+        "fused_lora is off there"),
+    "kernel_dropout_bitmask": (
+        False, lambda model, t: f"LoRA dropout masks of {kernel_dropout_bitmask(model)} fused projections stored at "
+                                "one bit per element by the recompute's kernel, read by backward's.",
         "fused_lora is off there"),
     "keep_projection_outputs": (
         False, lambda model, t: f"{keep_projection_outputs(model, t.kept_projections, t.prefetch_kept_outputs)} "

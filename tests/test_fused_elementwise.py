@@ -73,17 +73,17 @@ def test_every_kernel_lever_is_a_recipe_setting_and_reroutes_the_model(tmp_path)
     from tr_gemma.training.sft import KERNEL_LEVERS
 
     assert set(KERNEL_LEVERS) == {"fused_norm_activation", "fused_rope", "fused_lora", "compact_dropout_masks",
-                                  "dropout_in_lora_kernels", "keep_projection_outputs", "compiled_layers",
-                                  "cuda_graph_layers"} <= set(Training.model_fields)
+                                  "dropout_in_lora_kernels", "kernel_dropout_bitmask", "keep_projection_outputs",
+                                  "compiled_layers", "cuda_graph_layers"} <= set(Training.model_fields)
     save_tiny_checkpoint(tmp_path)
     model = qlora_model(tmp_path)
     training = Training()
     counts = {name: [int(n) for n in re.findall(r"(?<![A-Za-z])\d+", apply(model, training))]  # not the 4 of "NF4"
               for name, (_, apply, _) in KERNEL_LEVERS.items()}
     # 13 norms and 2 MLPs; 2 attention layers; 14 adapted projections (2 layers x 7), the same 14
-    # with compact masks, the same 14 drawing dropout in their kernels; 2 decoder layers keeping
-    # outputs, the same 2 compiled, the same 2 graphed
+    # with compact masks, the same 14 drawing dropout in their kernels and storing it as bits; 2
+    # decoder layers keeping outputs, the same 2 compiled, the same 2 graphed
     assert counts == {"fused_norm_activation": [13, 2], "fused_rope": [2], "fused_lora": [14],
                       "compact_dropout_masks": [14], "dropout_in_lora_kernels": [14],
-                      "keep_projection_outputs": [2], "compiled_layers": [2],
+                      "kernel_dropout_bitmask": [14], "keep_projection_outputs": [2], "compiled_layers": [2],
                       "cuda_graph_layers": [2]}

@@ -139,3 +139,7 @@ def test_memory_plan_counts_the_kept_outputs_where_layer_inputs_are_kept():
     two_outputs = 2 * (2 * 4096 * 5376 * 2)
     assert plan(kept_outputs=True) - plan() == 62 * two_outputs
     assert plan(offloading=True, kept_outputs=True) - plan(offloading=True) == 2 * two_outputs
+    # the 27B recipe's set: up_proj's intermediate-wide output on top
+    with_up = two_outputs + 2 * 4096 * 21504 * 2
+    assert plan(offloading=True, kept_outputs=True, kept_projections=("o_proj", "up_proj", "down_proj")) \
+        - plan(offloading=True) == 2 * with_up

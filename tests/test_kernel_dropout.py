@@ -94,3 +94,13 @@ def test_memory_plan_keeps_no_mask_with_the_lever():
     # one byte a projection-input element (the mask) of the recomputed layer: q/k/v/gate/up, o, down
     assert plan() - plan(kernel_dropout=True) == 2 * 4096 * (5 * 5376 + 4096 + 21504)
     assert plan(lora_dropout=False) == plan(lora_dropout=False, kernel_dropout=True)
+    # with the bitmask lever: one bit an element, kept through the recomputed layer's backward
+    assert plan(kernel_dropout=True, kernel_bits=True) - plan(kernel_dropout=True) == \
+        2 * 4096 * (5 * 5376 + 4096 + 21504) / 8
+
+
+def test_the_bitmask_without_kernel_dropout_is_refused_when_the_recipe_loads():
+    from tr_gemma.errors import PipelineInputError
+
+    with pytest.raises(PipelineInputError, match="kernel_dropout_bitmask .* needs training.dropout_in_lora_kernels"):
+        load_recipe("27b", {"training": {"dropout_in_lora_kernels": False, "kernel_dropout_bitmask": True}})

@@ -9,6 +9,8 @@ max_length tokens per micro-step:
                  activation offloading (the rest wait in host memory; measured: 1.5-2.4 layers stay);
                  offloading the inputs of N layers only (offload_scope layer_inputs, offloaded_layers
                  N): the other layers' inputs stay, plus 2 of the N
+                 with keep_projection_outputs each kept layer holds its kept_projections' outputs
+                 too (T x their widths x 2 beside the T x hidden x 2 input)
                  + T x (6 x intermediate + 10 x hidden) x 2 (the one layer recomputed in backward)
                  - T x hidden x 28 with the fused RMSNorm/GeGLU kernels (eager RMSNorm keeps fp32
                    copies for its backward; measured 0.27-1.05 GiB less at 1B-27B, 2 x 4096)
@@ -17,7 +19,8 @@ max_length tokens per micro-step:
                    input; measured 0.30-1.06 GiB less at 1B-27B, 2 x 4096)
                  - T x (5 x hidden + q_out + intermediate) x 2 with dropout since the fused LoRA
                    rebuilds the dropped copy in backward (only the mask is kept, 1 byte), x 2.875
-                   with compact_dropout_masks (one bit), x 3 with dropout_in_lora_kernels (none)
+                   with compact_dropout_masks (one bit), x 3 with dropout_in_lora_kernels (none),
+                   x 2.875 with it and kernel_dropout_bitmask (one bit)
                  + T x hidden x 40 with cuda_graph_layers (static buffers, and the graphs' private
                    pool, which the rest of the step cannot reuse; fitted on 1B and 4B, 2 x 4096)
                  without gradient checkpointing, every layer keeps its activations instead:

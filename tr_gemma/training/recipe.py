@@ -49,6 +49,11 @@ class Lora(_Strict):
         return value
 
 
+# levers that work only on top of another: (lever, the lever it needs, what it does with it)
+LEVERS_ON_TOP = (("prefetch_kept_outputs", "keep_projection_outputs", "moves what keep_projection_outputs keeps"),
+                 ("kernel_dropout_bitmask", "dropout_in_lora_kernels", "stores the masks the LoRA kernels draw"))
+
+
 class Training(_Strict):
     per_device_train_batch_size: int = Field(2, gt=0)
     gradient_accumulation_steps: int = Field(4, gt=0)
@@ -109,17 +114,10 @@ class Training(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _prefetch_needs_kept_outputs(self) -> "Training":
-        if self.prefetch_kept_outputs and not self.keep_projection_outputs:
-            raise ValueError("training.prefetch_kept_outputs moves what keep_projection_outputs keeps; it needs "
-                             "training.keep_projection_outputs: true")
-        return self
-
-    @model_validator(mode="after")
-    def _bitmask_needs_kernel_dropout(self) -> "Training":
-        if self.kernel_dropout_bitmask and not self.dropout_in_lora_kernels:
-            raise ValueError("training.kernel_dropout_bitmask stores the masks the LoRA kernels draw; it needs "
-                             "training.dropout_in_lora_kernels: true")
+    def _levers_on_top_of_others(self) -> "Training":
+        for lever, needed, what in LEVERS_ON_TOP:
+            if getattr(self, lever) and not getattr(self, needed):
+                raise ValueError(f"training.{lever} {what}; it needs training.{needed}: true")
         return self
 
     @field_validator("kept_projections")

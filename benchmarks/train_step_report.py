@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.gemma3_shapes import matmul_parameters, text_config
 from benchmarks.train_step import same_recipe_baseline
+from tr_gemma.training.kept_outputs import KEPT_PROJECTIONS
 
 RECIPE_LENGTH = 4096
 
@@ -72,8 +73,7 @@ def planner_points(runs: list[dict]) -> list[dict]:
                                                 cuda_graphs=t.get("cuda_graph_layers", False),
                                                 dropout_kept=r.get("lora_dropout_kept", "copy"),
                                                 kept_outputs=t.get("keep_projection_outputs", False),
-                                                kept_projections=tuple(t.get("kept_projections",
-                                                                             ("o_proj", "down_proj"))))
+                                                kept_projections=tuple(t.get("kept_projections", KEPT_PROJECTIONS)))
             points.append({"size": run["size"], "layers": run["layers"], "batch": t["per_device_train_batch_size"],
                            "length": t["max_length"], "variant": variant, "date": run["date"],
                            "estimate_gib": estimate.total / 2**30, "measured_gib": measured})

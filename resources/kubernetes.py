@@ -40,6 +40,7 @@ from pydantic import Field
 from tr_gemma.gemma3_shapes import SHAPES as GEMMA3_SHAPES
 from tr_gemma.gemma3_shapes import text_config as published_text_config
 from tr_gemma.training.distributed import STRATEGY_ENV, unless_sharded
+from tr_gemma.training.kept_outputs import KEPT_PROJECTIONS
 
 GIB = 2**30
 DEPLOYMENT_ENV = "TR_GEMMA_DEPLOYMENT"
@@ -241,8 +242,7 @@ def plan_pod(launcher: KubernetesGpuLauncher, size: str, module: str, recipe=Non
                                         dropout_kept=None if lever("fused_lora") else "copy",
                                         kept_outputs=lever("keep_projection_outputs"),
                                         kernel_dropout=lever("dropout_in_lora_kernels"),
-                                        kept_projections=tuple(training.get("kept_projections",
-                                                                            ("o_proj", "down_proj"))),
+                                        kept_projections=tuple(training.get("kept_projections", KEPT_PROJECTIONS)),
                                         kernel_bits=lever("kernel_dropout_bitmask"))
 
     estimate = estimate_with(sharded=False)

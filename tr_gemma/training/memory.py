@@ -47,6 +47,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tr_gemma.training.kept_outputs import KEPT_PROJECTIONS
+
 GIB = 2**30
 DENSE_MASK_ATTENTION = ("sdpa", "eager")
 OFFLOADED_LAYERS_KEPT = 2
@@ -80,7 +82,7 @@ def estimate_training_memory(config: dict, batch_size: int, max_length: int, lor
                              lora_dropout: bool = True, offloaded_layers: int | None = None,
                              compact_masks: bool = False, cuda_graphs: bool = False,
                              dropout_kept: str | None = None, kept_outputs: bool = False,
-                             kernel_dropout: bool = False, kept_projections: tuple = ("o_proj", "down_proj"),
+                             kernel_dropout: bool = False, kept_projections: tuple = KEPT_PROJECTIONS,
                              kernel_bits: bool = False) -> MemoryEstimate:
     """Estimate from a (text) Gemma 3 config dict; see the module docstring for the formula.
 
@@ -146,7 +148,7 @@ def estimate_for_checkpoint(model_dir: Path, batch_size: int, max_length: int, l
                             offloaded_layers: int | None = None, compact_masks: bool = False,
                             cuda_graphs: bool = False, fused_lora: bool = True,
                             kept_outputs: bool = False, kernel_dropout: bool = False,
-                            kept_projections: tuple = ("o_proj", "down_proj"),
+                            kept_projections: tuple = KEPT_PROJECTIONS,
                             kernel_bits: bool = False) -> MemoryEstimate:
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return estimate_training_memory(config, batch_size, max_length, lora_r, attention=attention, offloading=offloading,

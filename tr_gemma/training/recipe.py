@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tr_gemma.errors import PipelineInputError
+from tr_gemma.training.kept_outputs import KEPT_PROJECTIONS
 
 RECIPES_DIR = Path(os.environ.get("TR_GEMMA_RECIPES", Path(__file__).resolve().parents[2] / "recipes"))
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -89,13 +90,13 @@ class Training(_Strict):
     cuda_graph_layers: bool = False
     # LoRA dropout masks kept at one bit per element until backward (needs fused_lora): memory for time
     compact_dropout_masks: bool = False
-    # o_proj and down_proj outputs kept for backward (offloaded with the layer input), so the
-    # checkpointed recompute skips their NF4 GEMMs (needs fused_lora; not with compiled layers or graphs)
+    # projection outputs kept for backward (offloaded with the layer input), so the checkpointed
+    # recompute skips their NF4 GEMMs (needs fused_lora; not with compiled layers or graphs)
     keep_projection_outputs: bool = False
     # which projections' outputs it keeps: o_proj and down_proj cost only the layer's own traffic;
     # gate_proj and up_proj (4 x intermediate bytes a token each way) spare the recompute's largest GEMMs
     kept_projections: list[Literal["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]] = \
-        Field(default_factory=lambda: ["o_proj", "down_proj"], min_length=1)
+        Field(default_factory=lambda: list(KEPT_PROJECTIONS), min_length=1)
     # what keep_projection_outputs keeps goes to host memory through the checkpoint itself, fetched
     # back a layer ahead of backward (trl's hooks fetch on demand, the GPU waiting); needs activation_offloading
     prefetch_kept_outputs: bool = False
